@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# The test suite, stage by stage. `make test` runs every stage in order:
+#   lint, sanity, units, unit, contract, molecule
+# Stages can be run alone: scripts/test.sh sanity
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$root"
+export ANSIBLE_COLLECTIONS_PATH="$root/.collections"
+export PYTHONPATH="$root/.collections${PYTHONPATH:+:$PYTHONPATH}"
+export ANSIBLE_FORCE_COLOR=0 PY_COLORS=0
+venv="$root/.venv"
+
+stage_lint() {
+  "$venv/bin/ansible-lint" --profile production
+}
+stage_sanity() {
+  scripts/ansible_test.sh "$venv" 3.12
+  if [ "${FEDISCALE_SKIP_PY311:-}" != "1" ]; then
+    scripts/ansible_test.sh "$root/.venv311" 3.11
+  fi
+}
+stage_unit() {
+  "$venv/bin/python" -m pytest -q -p no:cacheprovider tests/unit
+}
+stage_contract() {
+  "$venv/bin/python" -m pytest -q -p no:cacheprovider tests/stand_ins/tests
+}
+stage_molecule() {
+  export MOLECULE_GLOB='molecule/*/molecule.yml'
+  for scenario in ${FEDISCALE_MOLECULE_SCENARIOS:-default upgrade}; do
+    "$venv/bin/molecule" test -s "$scenario"
+  done
+}
+stage_images() {
+  tests/lab/build_images.sh
+  PYTHON="$venv/bin/python" tests/stand_ins/build.sh
+}
+
+run_stage() {
+  local name="$1" start rc
+  start=$(date +%s)
+  echo "===== stage ${name} ====="
+  set +e; ( set -e; "stage_${name}" ); rc=$?; set -e
+  echo "===== stage ${name}: $([ $rc -eq 0 ] && echo ok || echo "FAILED rc=$rc") in $(( $(date +%s) - start )) s ====="
+  return $rc
+}
+
+stages=("$@")
+[ "${#stages[@]}" -eq 0 ] || [ "${stages[0]}" = all ] && stages=(lint sanity unit images contract molecule)
+passed=0; failed=0
+for s in "${stages[@]}"; do
+  if run_stage "$s"; then passed=$((passed + 1)); else failed=$((failed + 1)); break; fi
+done
+echo "test stages: ${passed} passed, ${failed} failed"
+[ "$failed" -eq 0 ]
