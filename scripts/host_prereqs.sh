@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Install and start what the lab and the contract tests need on this machine:
-# Docker Engine, debootstrap and PostgreSQL from Debian's packages.
+# Docker Engine, debootstrap, PostgreSQL and shellcheck (for ansible-test sanity) from Debian's packages.
 set -euo pipefail
 need=()
-command -v dockerd >/dev/null 2>&1 || need+=(docker.io)
+[ -x /usr/sbin/dockerd ] || need+=(docker.io)
 command -v debootstrap >/dev/null 2>&1 || need+=(debootstrap)
+command -v shellcheck >/dev/null 2>&1 || need+=(shellcheck)
 [ -x /usr/sbin/iptables ] || need+=(iptables)
 ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || need+=(postgresql)
 if [ "${#need[@]}" -gt 0 ]; then

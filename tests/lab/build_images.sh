@@ -41,7 +41,8 @@ build() { # name context
 # trusted here, not inside a build) and installed offline in the image. The
 # download is skipped while requirements.txt is unchanged.
 fetch_wheels() { # context
-  local ctx="$1" want have="" pip
+  local ctx="$1" want have="" pip arch
+  arch="$(uname -m)"
   want="$(sha256sum "$ctx/requirements.txt" | cut -c1-64)"
   [ -f "$ctx/build/requirements.sha256" ] && have="$(cat "$ctx/build/requirements.sha256")"
   [ "$want" = "$have" ] && [ -d "$ctx/build/wheels" ] && return
@@ -55,7 +56,7 @@ fetch_wheels() { # context
   # Wheels for the image's interpreter (Debian bookworm: CPython 3.11, glibc 2.36).
   $pip download -q --disable-pip-version-check --dest "$ctx/build/wheels" --only-binary=:all: \
     --implementation cp --python-version 3.11 --abi cp311 --abi abi3 --abi none \
-    --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
+    --platform "manylinux_2_28_${arch}" --platform "manylinux_2_17_${arch}" --platform "manylinux2014_${arch}" \
     -r "$ctx/requirements.txt" 2> >(grep -v '^WARNING: Location' >&2)
   echo "$want" > "$ctx/build/requirements.sha256"
 }

@@ -1,0 +1,861 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+# Copyright (c) fediscale.lemmy contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+# Note that this module util is **PRIVATE** to the collection. It can have breaking changes at any time.
+# Do not use this from other collections or standalone plugins/modules!
+
+"""Placement planner for a horizontally scaled Lemmy fleet.
+
+The planner turns the inventory (group membership, a few per-host variables and the global
+settings) into the complete placement: every process on every host, the nginx upstreams, the
+federation shard numbering, the database connection budget and the per-process rate limits.
+It validates everything first and reports *every* problem at once, each naming the host or the
+variable, what is wrong and how to fix it.
+
+Pure Python, no Ansible imports: it is unit- and property-tested on its own.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import math
+import re
+import typing as t
+
+# Lemmy releases this collection knows (0.19.0 ... 0.19.20). A caller may inject its own list.
+KNOWN_VERSIONS = tuple("0.19.%d" % patch for patch in range(0, 21))
+
+GROUP_NAMES = (
+    "lemmy_proxy",
+    "lemmy_ui",
+    "lemmy_api",
+    "lemmy_federation",
+    "lemmy_scheduler",
+    "pictrs",
+    "lemmy_db",
+)
+
+# Order of kinds inside one host, in the process list and the table.
+KIND_ORDER = ("api", "ui", "federation", "scheduler", "pictrs")
+
+# Duties as CLI flags (every 0.19 release has them).
+API_ARGS = ("--disable-scheduled-tasks", "--disable-activity-sending")
+SCHEDULER_ARGS = ("--disable-http-server", "--disable-activity-sending")
+FEDERATION_ARGS = ("--disable-http-server", "--disable-scheduled-tasks")
+
+# Lemmy's own rate-limit defaults (table local_site_rate_limit). The count keys are the bucket
+# capacity; the *_per_second keys are, despite their name, the refill interval in seconds.
+RATE_LIMIT_DEFAULTS = {
+    "message": 180,
+    "message_per_second": 60,
+    "post": 6,
+    "post_per_second": 600,
+    "register": 10,
+    "register_per_second": 3600,
+    "image": 6,
+    "image_per_second": 3600,
+    "comment": 6,
+    "comment_per_second": 600,
+    "search": 60,
+    "search_per_second": 600,
+    "import_user_settings": 1,
+    "import_user_settings_per_second": 86400,
+}
+RATE_LIMIT_COUNT_KEYS = tuple(k for k in RATE_LIMIT_DEFAULTS if not k.endswith("_per_second"))
+# Before 0.19.11 the register bucket defaulted to 3.
+REGISTER_DEFAULT_BEFORE_0_19_11 = 3
+
+STATIC_STRATEGIES = ("object_storage", "ip_hash", "sticky", "single")
+API_BALANCING = ("round_robin", "ip_hash")
+PICTRS_REPO_TYPES = ("sled", "postgres")
+
+# Defaults of the global settings. Pool 10 x 7 lemmy_server processes (the medium example) = 70
+# connections, well inside 200 - 10 reserved.
+SETTING_DEFAULTS = {
+    "lemmy_domain": None,
+    "lemmy_version": None,
+    "lemmy_ui_version": None,
+    "database_password_set": False,
+    "pictrs_repo_type": "sled",
+    "lemmy_ui_static_strategy": "ip_hash",
+    "lemmy_ui_static_bucket": None,
+    "lemmy_ui_static_s3_endpoint": None,
+    "nginx_api_balancing": "round_robin",
+    "nginx_trusted_proxies": [],
+    "lemmy_database_host": None,
+    "lemmy_database_pool_size": 10,
+    "lemmy_database_max_connections": 200,
+    "lemmy_database_reserved_connections": 10,
+    "pictrs_database_pool_size": 16,
+    "lemmy_rate_limits": {},
+    "lemmy_federation_enabled": True,
+}
+
+HOST_VAR_DEFAULTS = {
+    "lemmy_api_base_port": 8536,
+    "lemmy_ui_base_port": 1234,
+    "pictrs_port": 8080,
+}
+HOST_VAR_KEYS = (
+    "inventory_hostname",
+    "ansible_host",
+    "lemmy_host_address",
+    "lemmy_api_processes",
+    "lemmy_ui_processes",
+    "lemmy_federation_processes",
+    "lemmy_scheduler_processes",
+    "lemmy_federation_indices",
+    "lemmy_api_base_port",
+    "lemmy_ui_base_port",
+    "pictrs_port",
+)
+
+_CLEAN_INT = re.compile(r"^\s*[0-9]+\s*$")
+_DOMAIN = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")
+_BOOL_STRINGS = {"true": True, "yes": True, "on": True, "1": True, "false": False, "no": False, "off": False, "0": False}
+
+
+class PlanError(Exception):
+    """The inventory cannot be planned. ``problems`` lists every problem, one sentence each."""
+
+    def __init__(self, problems: list[str], warnings: list[str] | None = None) -> None:
+        self.problems = list(problems)
+        self.warnings = list(warnings or [])
+        super().__init__(format_problems(self.problems))
+
+
+def format_problems(problems: list[str]) -> str:
+    """One header line, then one problem per line."""
+    count = len(problems)
+    header = "The inventory cannot be planned: %d problem%s found. Fix all of them, then run again:" % (count, "" if count == 1 else "s")
+    return "\n".join([header] + ["- " + p for p in problems])
+
+
+def show(value: t.Any) -> str:
+    """Render a value as the admin wrote it: strings quoted, numbers and lists as YAML-ish JSON."""
+    try:
+        return json.dumps(value, sort_keys=True, default=str)
+    except (TypeError, ValueError):
+        return repr(value)
+
+
+def natural_key(name: str) -> tuple:
+    """Sort key that orders web2 before web10; the name itself breaks ties (web01 vs web1)."""
+    parts: list[tuple[int, int, str]] = []
+    for chunk in re.split(r"([0-9]+)", name):
+        if not chunk:
+            continue
+        if chunk.isdigit():
+            parts.append((0, int(chunk), ""))
+        else:
+            parts.append((1, 0, chunk))
+    return (tuple(parts), name)
+
+
+def parse_positive_int(value: t.Any) -> int | None:
+    """Return a positive int, or None if the value is not one.
+
+    Accepts ints and clean integer strings such as "2" (INI inventories give strings);
+    refuses booleans, floats, "2.0", "two", 0 and negatives.
+    """
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value if value > 0 else None
+    if isinstance(value, str) and _CLEAN_INT.match(value):
+        number = int(value)
+        return number if number > 0 else None
+    return None
+
+
+def parse_bool(value: t.Any) -> bool | None:
+    """Return a bool, or None if the value is not a clear boolean."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in _BOOL_STRINGS:
+        return _BOOL_STRINGS[value.strip().lower()]
+    return None
+
+
+def version_key(version: str) -> tuple:
+    """Sort key for dotted release numbers; non-numeric parts sort first."""
+    key: list[tuple[int, int, str]] = []
+    for part in re.split(r"[.\-]", version):
+        key.append((1, int(part), "") if part.isdigit() else (0, 0, part))
+    return tuple(key)
+
+
+def shard_of(instance_id: int, count: int) -> int:
+    """The 1-based shard index of the sender that owns an instance: Lemmy's ``id % N == i - 1``."""
+    return instance_id % count + 1
+
+
+def hostport(address: str, port: int) -> str:
+    """address:port, with IPv6 literals bracketed as nginx wants them."""
+    if ":" in address and not address.startswith("["):
+        return "[%s]:%d" % (address, port)
+    return "%s:%d" % (address, port)
+
+
+def _suggest_count(value: t.Any) -> int:
+    """A positive integer to suggest in a message, derived from the bad value when possible."""
+    words = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8}
+    if isinstance(value, str) and value.strip().lower() in words:
+        return words[value.strip().lower()]
+    if isinstance(value, float) and value >= 1 and value == int(value):
+        return int(value)
+    if isinstance(value, str):
+        try:
+            number = float(value)
+        except ValueError:
+            return 2
+        if number >= 1 and number == int(number):
+            return int(number)
+    return 2 if value != 0 else 1
+
+
+class _Planner:
+    """One planning run. Collects problems instead of stopping at the first."""
+
+    def __init__(
+        self,
+        groups: t.Mapping[str, t.Any],
+        host_vars: t.Mapping[str, t.Any],
+        settings: t.Mapping[str, t.Any],
+        known_versions: t.Sequence[str] | None,
+    ) -> None:
+        self.raw_groups = groups if isinstance(groups, t.Mapping) else {}
+        self.raw_host_vars = host_vars if isinstance(host_vars, t.Mapping) else {}
+        self.raw_settings = settings if isinstance(settings, t.Mapping) else {}
+        self.known_versions = tuple(str(v) for v in (known_versions if known_versions else KNOWN_VERSIONS))
+        self.problems: list[str] = []
+        self.warnings: list[str] = []
+        if not isinstance(groups, t.Mapping):
+            self.problems.append("groups is %s; pass a mapping of group name to a list of host names" % show(groups))
+        if not isinstance(host_vars, t.Mapping):
+            self.problems.append("host_vars is %s; pass a mapping of host name to that host's variables" % show(host_vars))
+        if not isinstance(settings, t.Mapping):
+            self.problems.append("settings is %s; pass a mapping of the global variables" % show(settings))
+
+    # ------------------------------------------------------------------ helpers
+    def problem(self, text: str) -> None:
+        self.problems.append(text)
+
+    def warn(self, text: str) -> None:
+        self.warnings.append(text)
+
+    def setting(self, key: str) -> t.Any:
+        value = self.raw_settings.get(key)
+        if value is None or (isinstance(value, str) and value.strip() == "" and key not in ("lemmy_domain", "lemmy_version")):
+            return SETTING_DEFAULTS.get(key)
+        return value
+
+    def host_var(self, host: str, key: str) -> t.Any:
+        values = self.raw_host_vars.get(host)
+        if not isinstance(values, t.Mapping):
+            return None
+        return values.get(key)
+
+    def newest_version(self) -> str:
+        return sorted(self.known_versions, key=version_key)[-1]
+
+    def known_range(self) -> str:
+        ordered = sorted(self.known_versions, key=version_key)
+        if len(ordered) > 3:
+            return "%s ... %s" % (ordered[0], ordered[-1])
+        return ", ".join(ordered)
+
+    # ------------------------------------------------------------------ groups
+    def read_groups(self) -> dict[str, list[str]]:
+        result: dict[str, list[str]] = {}
+        for name in GROUP_NAMES:
+            members = self.raw_groups.get(name)
+            if members is None:
+                result[name] = []
+                continue
+            if isinstance(members, str) or not isinstance(members, t.Sequence):
+                self.problem("group %s is %s; it must be a list of inventory host names" % (name, show(members)))
+                result[name] = []
+                continue
+            hosts: set[str] = set()
+            for member in members:
+                if not isinstance(member, str) or not member.strip():
+                    self.problem("group %s contains %s; it must list inventory host names" % (name, show(member)))
+                    continue
+                hosts.add(member)
+            result[name] = sorted(hosts, key=natural_key)
+        return result
+
+    # ------------------------------------------------------------------ settings
+    def read_version(self, key: str, value: t.Any) -> str | None:
+        newest = self.newest_version()
+        if value is None or (isinstance(value, str) and not value.strip()):
+            self.problem('%s is not set; set it to a release such as "%s" in group_vars/all' % (key, newest))
+            return None
+        text = str(value).strip()
+        if not isinstance(value, str):
+            self.problem('%s is %s, not a string; quote it, for example %s: "%s"' % (key, show(value), key, newest))
+            return None
+        if text.lower() in ("latest", "dev", "nightly", "main"):
+            self.problem(
+                '%s is %s; floating tags are refused because a rolling upgrade needs an exact release: set it to one such as "%s"' % (key, show(value), newest)
+            )
+            return None
+        if text.startswith("v") and text[1:] in self.known_versions:
+            self.problem('%s is %s; write the release without the "v", as "%s"' % (key, show(value), text[1:]))
+            return None
+        if text not in self.known_versions:
+            self.problem(
+                '%s is %s, which is not a release this collection knows (%s); set it to one of them such as "%s"'
+                % (key, show(value), self.known_range(), newest)
+            )
+            return None
+        return text
+
+    def read_choice(self, key: str, choices: t.Sequence[str]) -> str:
+        value = self.setting(key)
+        if isinstance(value, str) and value.strip() in choices:
+            return value.strip()
+        self.problem("%s is %s; set it to one of %s" % (key, show(value), ", ".join(choices)))
+        return str(SETTING_DEFAULTS[key])
+
+    def read_setting_int(self, key: str, minimum: int = 1) -> int | None:
+        value = self.setting(key)
+        number: int | None
+        if minimum == 0 and (value == 0 or value == "0") and not isinstance(value, bool):
+            number = 0
+        else:
+            number = parse_positive_int(value)
+        if number is None or number < minimum:
+            example = SETTING_DEFAULTS[key]
+            kind = "a positive integer" if minimum >= 1 else "a whole number of 0 or more"
+            self.problem("%s is %s; set it to %s such as %s" % (key, show(value), kind, example))
+            return None
+        return number
+
+    def read_settings(self) -> dict[str, t.Any]:
+        out: dict[str, t.Any] = {}
+        unknown = sorted(k for k in self.raw_settings if k not in SETTING_DEFAULTS)
+        if unknown:
+            self.warn("settings: ignored unknown key(s) %s; known keys are %s" % (", ".join(unknown), ", ".join(sorted(SETTING_DEFAULTS))))
+
+        domain = self.raw_settings.get("lemmy_domain")
+        if domain is None or (isinstance(domain, str) and not domain.strip()):
+            self.problem("lemmy_domain is not set; set it to the instance's public host name, such as lemmy.example.org, in group_vars/all")
+            out["domain"] = None
+        elif not isinstance(domain, str) or not _DOMAIN.match(domain.strip()):
+            self.problem("lemmy_domain is %s; set it to the bare public host name, such as lemmy.example.org (no scheme, port or path)" % show(domain))
+            out["domain"] = None
+        else:
+            out["domain"] = domain.strip().lower()
+
+        out["version"] = self.read_version("lemmy_version", self.raw_settings.get("lemmy_version"))
+        ui_raw = self.raw_settings.get("lemmy_ui_version")
+        if ui_raw is None or (isinstance(ui_raw, str) and not ui_raw.strip()):
+            out["ui_version"] = out["version"]
+        else:
+            out["ui_version"] = self.read_version("lemmy_ui_version", ui_raw)
+            if out["ui_version"] and out["version"] and out["ui_version"] != out["version"]:
+                self.warn(
+                    "lemmy_ui_version %s differs from lemmy_version %s; lemmy-ui releases are made to match the backend of the same number"
+                    % (out["ui_version"], out["version"])
+                )
+
+        password_set = parse_bool(self.raw_settings.get("database_password_set"))
+        if not password_set:
+            self.problem("lemmy_database_password is not set or is empty; set it in a vaulted file such as group_vars/all/vault.yml")
+
+        out["pictrs_repo_type"] = self.read_choice("pictrs_repo_type", PICTRS_REPO_TYPES)
+        out["static_strategy"] = self.read_choice("lemmy_ui_static_strategy", STATIC_STRATEGIES)
+        out["api_balancing"] = self.read_choice("nginx_api_balancing", API_BALANCING)
+        if out["static_strategy"] == "object_storage":
+            for key in ("lemmy_ui_static_bucket", "lemmy_ui_static_s3_endpoint"):
+                value = self.setting(key)
+                if not isinstance(value, str) or not value.strip():
+                    hint = "the bucket name, such as lemmy-static" if key.endswith("bucket") else "the S3 endpoint URL, such as https://s3.example.org"
+                    self.problem(
+                        "%s is %s but lemmy_ui_static_strategy is object_storage; set it to %s, "
+                        "or choose another lemmy_ui_static_strategy (ip_hash, sticky, single)"
+                        % (key, "not set" if value is None else show(value), hint)
+                    )
+
+        out["trusted_proxies"] = self.read_trusted_proxies()
+
+        enabled = parse_bool(self.setting("lemmy_federation_enabled"))
+        if enabled is None:
+            self.problem("lemmy_federation_enabled is %s; set it to true or false" % show(self.setting("lemmy_federation_enabled")))
+            enabled = True
+        out["federation_enabled"] = enabled
+
+        db_host = self.setting("lemmy_database_host")
+        if db_host is not None and (not isinstance(db_host, str) or any(c.isspace() for c in db_host.strip()) or "/" in db_host):
+            self.problem("lemmy_database_host is %s; set it to the external PostgreSQL server's host name or address" % show(db_host))
+            db_host = None
+        out["database_host"] = db_host.strip() if isinstance(db_host, str) else None
+        out["pool_size"] = self.read_setting_int("lemmy_database_pool_size")
+        if out["pool_size"] is not None and out["pool_size"] < 2:
+            self.problem("lemmy_database_pool_size is %d; Lemmy always opens at least 2 connections per process, set it to 2 or more" % out["pool_size"])
+            out["pool_size"] = None
+        out["max_connections"] = self.read_setting_int("lemmy_database_max_connections")
+        out["reserved"] = self.read_setting_int("lemmy_database_reserved_connections", minimum=0)
+        out["pictrs_pool_size"] = self.read_setting_int("pictrs_database_pool_size")
+        out["rate_limits_wanted"] = self.read_rate_limits(out["version"])
+        return out
+
+    def read_trusted_proxies(self) -> list[str]:
+        value = self.setting("nginx_trusted_proxies")
+        if isinstance(value, str) or not isinstance(value, t.Sequence):
+            self.problem('nginx_trusted_proxies is %s; set it to a list of CIDRs of your outer load balancers, such as ["10.0.0.0/24"], or []' % show(value))
+            return []
+        result: list[str] = []
+        for position, entry in enumerate(value):
+            label = "nginx_trusted_proxies[%d]" % position
+            if not isinstance(entry, str) or not entry.strip():
+                self.problem("%s is %s; write each entry as a CIDR string such as 10.0.0.0/24" % (label, show(entry)))
+                continue
+            try:
+                network = ipaddress.ip_network(entry.strip(), strict=False)
+            except ValueError:
+                self.problem("%s is %s, which is not a CIDR; write it like 10.0.0.0/24 or 2001:db8::/48" % (label, show(entry)))
+                continue
+            if network.prefixlen == 0:
+                self.problem(
+                    "%s is %s, which trusts every address, so any client could forge its IP and dodge rate limits; "
+                    "list only your outer load balancers' addresses" % (label, show(entry))
+                )
+                continue
+            result.append(entry.strip())
+        return result
+
+    def read_rate_limits(self, version: str | None) -> dict[str, int]:
+        wanted = dict(RATE_LIMIT_DEFAULTS)
+        if version and version_key(version) < version_key("0.19.11"):
+            wanted["register"] = REGISTER_DEFAULT_BEFORE_0_19_11
+        given = self.setting("lemmy_rate_limits")
+        if not isinstance(given, t.Mapping):
+            self.problem("lemmy_rate_limits is %s; set it to a mapping such as {post: 6, post_per_second: 600}, or leave it unset" % show(given))
+            return wanted
+        for key in sorted(given, key=str):
+            value = given[key]
+            if key not in RATE_LIMIT_DEFAULTS:
+                self.problem("lemmy_rate_limits has unknown key %s; use Lemmy's keys: %s" % (show(key), ", ".join(RATE_LIMIT_DEFAULTS)))
+                continue
+            number = parse_positive_int(value)
+            if number is None:
+                self.problem("lemmy_rate_limits.%s is %s; set it to a positive integer such as %d" % (key, show(value), RATE_LIMIT_DEFAULTS[key]))
+                continue
+            wanted[key] = number
+        return wanted
+
+    # ------------------------------------------------------------------ hosts
+    def address_of(self, host: str) -> str:
+        for key in ("lemmy_host_address", "ansible_host"):
+            value = self.host_var(host, key)
+            if value is None or (isinstance(value, str) and not value.strip()):
+                continue
+            if not isinstance(value, str) or any(c.isspace() for c in value.strip()) or "/" in value:
+                self.problem("host %s: %s is %s; set it to a host name or IP address other hosts can reach it by" % (host, key, show(value)))
+                return host
+            return value.strip()
+        return host
+
+    def count_of(self, host: str, key: str, group: str) -> int | None:
+        value = self.host_var(host, key)
+        if value is None:
+            return 1
+        number = parse_positive_int(value)
+        if number is None:
+            if value == 0 or value == "0":
+                self.problem("host %s: %s is 0; set it to a positive integer such as 1, or remove %s from group %s" % (host, key, host, group))
+            else:
+                self.problem("host %s: %s is %s; set it to a positive integer such as %d" % (host, key, show(value), _suggest_count(value)))
+            return None
+        return number
+
+    def port_of(self, host: str, key: str) -> int | None:
+        value = self.host_var(host, key)
+        if value is None:
+            return HOST_VAR_DEFAULTS[key]
+        number = parse_positive_int(value)
+        if number is None or number > 65535:
+            self.problem("host %s: %s is %s; set it to a TCP port between 1 and 65535 such as %d" % (host, key, show(value), HOST_VAR_DEFAULTS[key]))
+            return None
+        return number
+
+    # ------------------------------------------------------------------ the plan
+    def run(self) -> dict[str, t.Any]:
+        groups = self.read_groups()
+        settings = self.read_settings()
+
+        every_host = sorted({h for name in GROUP_NAMES for h in groups[name]}, key=natural_key)
+        for host in sorted(self.raw_host_vars, key=lambda h: natural_key(str(h))):
+            if host not in groups["lemmy_federation"] and self.host_var(host, "lemmy_federation_indices") is not None:
+                self.warn("host %s: lemmy_federation_indices is set but %s is not in group lemmy_federation; the pin is ignored" % (host, host))
+        addresses = {host: self.address_of(host) for host in every_host}
+        processes: list[dict[str, t.Any]] = []
+
+        def add(host: str, kind: str, name: str, slot: int, port: int | None, args: t.Sequence[str]) -> dict[str, t.Any]:
+            entry = {
+                "host": host,
+                "address": addresses[host],
+                "name": name,
+                "kind": kind,
+                "slot": slot,
+                "port": port,
+                "shard_index": None,
+                "shard_count": None,
+                "args": list(args),
+            }
+            processes.append(entry)
+            return entry
+
+        # API and UI: numbered by local slot, ports from the host's base port.
+        for kind, group, count_key, port_key in (
+            ("api", "lemmy_api", "lemmy_api_processes", "lemmy_api_base_port"),
+            ("ui", "lemmy_ui", "lemmy_ui_processes", "lemmy_ui_base_port"),
+        ):
+            for host in groups[group]:
+                count = self.count_of(host, count_key, group)
+                base = self.port_of(host, port_key)
+                if count is None:
+                    continue
+                if base is not None and base + count - 1 > 65535:
+                    self.problem("host %s: %s %d with %s %d runs past port 65535; lower %s" % (host, port_key, base, count_key, count, port_key))
+                    base = None
+                for slot in range(1, count + 1):
+                    add(host, kind, "lemmy-%s-%d" % (kind, slot), slot, None if base is None else base + slot - 1, API_ARGS if kind == "api" else ())
+
+        if not groups["lemmy_api"]:
+            self.problem("group lemmy_api has no hosts; put at least one host in it to serve the API and federation inboxes")
+        if not groups["lemmy_ui"]:
+            self.problem("group lemmy_ui has no hosts; put at least one host in it to serve the web interface")
+        if not groups["lemmy_proxy"]:
+            self.problem("group lemmy_proxy has no hosts; put at least one host in it to run nginx in front of the fleet")
+
+        shard_count = self.plan_federation(groups, settings, add)
+        scheduler = self.plan_scheduler(groups, add)
+        pictrs_hosts = self.plan_pictrs(groups, settings, add)
+        database = self.plan_database(groups, settings, addresses, processes)
+
+        processes.sort(key=lambda p: (natural_key(p["host"]), KIND_ORDER.index(p["kind"]), p["slot"]))
+        self.check_ports(processes)
+
+        api = [p for p in processes if p["kind"] == "api"]
+        ui = [p for p in processes if p["kind"] == "ui"]
+        if settings["static_strategy"] == "single" and len(ui) > 1:
+            self.warn(
+                "lemmy_ui_static_strategy is single but there are %d UI processes; during a rolling upgrade pages from one version "
+                "will ask another for its /static/<hash>/ files and get 404s; use object_storage, ip_hash or sticky" % len(ui)
+            )
+        rate_limits = self.plan_rate_limits(settings, len(api))
+
+        if self.problems:
+            raise PlanError(self.problems, self.warnings)
+
+        hosts: dict[str, dict[str, t.Any]] = {}
+        for proc in processes:
+            entry = hosts.setdefault(proc["host"], {"address": proc["address"], "processes": []})
+            entry["processes"].append(proc["name"])
+        return {
+            "domain": settings["domain"],
+            "version": settings["version"],
+            "ui_version": settings["ui_version"],
+            "processes": processes,
+            "hosts": hosts,
+            "upstreams": {
+                "api": [hostport(p["address"], p["port"]) for p in api],
+                "ui": [hostport(p["address"], p["port"]) for p in ui],
+                "pictrs": [hostport(p["address"], p["port"]) for p in processes if p["kind"] == "pictrs"],
+            },
+            "federation": {"enabled": settings["federation_enabled"], "count": shard_count},
+            "scheduler": scheduler,
+            "pictrs": {"repo_type": settings["pictrs_repo_type"], "hosts": pictrs_hosts},
+            "database": database,
+            "rate_limits": rate_limits,
+            "trusted_proxies": settings["trusted_proxies"],
+            "static_strategy": settings["static_strategy"],
+            "api_balancing": settings["api_balancing"],
+            "warnings": self.warnings,
+        }
+
+    def plan_federation(self, groups: dict[str, list[str]], settings: dict[str, t.Any], add: t.Callable[..., dict[str, t.Any]]) -> int:
+        members = groups["lemmy_federation"]
+        if not settings["federation_enabled"]:
+            if members:
+                self.warn(
+                    "lemmy_federation_enabled is false, so the hosts in group lemmy_federation (%s) run no sender; "
+                    "remove them from the group or set lemmy_federation_enabled: true" % ", ".join(members)
+                )
+            return 0
+
+        # (host, slot) in natural host order, then local slot: the order that numbers the shards.
+        slots: list[tuple[str, int]] = []
+        counts_known = True
+        pins_broken = False
+        pinned_hosts: list[tuple[str, int, list[t.Any]]] = []
+        for host in members:
+            count = self.count_of(host, "lemmy_federation_processes", "lemmy_federation")
+            if count is None:
+                counts_known = False
+                continue
+            slots.extend((host, slot) for slot in range(1, count + 1))
+            pins = self.host_var(host, "lemmy_federation_indices")
+            if pins is None:
+                continue
+            if isinstance(pins, str) or not isinstance(pins, t.Sequence):
+                self.problem(
+                    "host %s: lemmy_federation_indices is %s; set it to a list with one shard index per sender process, such as %s"
+                    % (host, show(pins), show(list(range(1, count + 1))))
+                )
+                pins_broken = True
+                continue
+            if len(pins) != count:
+                self.problem(
+                    "host %s: lemmy_federation_indices has %d entr%s but lemmy_federation_processes is %d; give exactly one index per sender process"
+                    % (host, len(pins), "y" if len(pins) == 1 else "ies", count)
+                )
+                pins_broken = True
+            pinned_hosts.append((host, count, list(pins)[:count]))
+        total = len(slots)
+        if total == 0:
+            if counts_known:
+                self.problem(
+                    "group lemmy_federation has no sender process, so no activity would leave this instance; "
+                    "put at least one host in lemmy_federation, or set lemmy_federation_enabled: false"
+                )
+            return 0
+
+        # Resolve the pins now that N is known.
+        pin_of: dict[tuple[str, int], int] = {}
+        owners: dict[int, list[str]] = {}
+        for host, count, pins in pinned_hosts:
+            for position, raw in enumerate(pins):
+                number = parse_positive_int(raw)
+                if number is None:
+                    self.problem(
+                        "host %s: lemmy_federation_indices[%d] is %s; use whole numbers from 1 to %d (the number of sender processes)"
+                        % (host, position, show(raw), total)
+                    )
+                    pins_broken = True
+                    continue
+                if number > total:
+                    if counts_known:
+                        self.problem(
+                            "host %s: lemmy_federation_indices has %d, but there are only %d sender processes in total; use indices from 1 to %d"
+                            % (host, number, total, total)
+                        )
+                    pins_broken = True
+                    continue
+                owners.setdefault(number, []).append("%s slot %d" % (host, position + 1))
+                pin_of[(host, position + 1)] = number
+        for number in sorted(owners):
+            if len(owners[number]) > 1:
+                self.problem(
+                    "federation index %d is pinned by %d senders (%s); each index from 1 to %d must be used exactly once: fix lemmy_federation_indices"
+                    % (number, len(owners[number]), ", ".join(owners[number]), total)
+                )
+                pins_broken = True
+
+        # Unpinned senders take the smallest free indices, in (host, slot) order.
+        free = [i for i in range(1, total + 1) if i not in owners]
+        unpinned = [host_slot for host_slot in slots if host_slot not in pin_of]
+        assignment = dict(pin_of)
+        assignment.update(zip(unpinned, free))
+        if pins_broken or not counts_known:
+            taken = set(assignment.values())
+            if counts_known:
+                for index in range(1, total + 1):
+                    if index not in taken:
+                        self.problem(
+                            "no sender process has federation index %d of 1..%d, so instances with id %% %d == %d would get no activities; "
+                            "fix lemmy_federation_indices so every index is used exactly once" % (index, total, total, index - 1)
+                        )
+            return total
+
+        for host, slot in slots:
+            index = assignment[(host, slot)]
+            entry = add(
+                host,
+                "federation",
+                "lemmy-federation-%d" % index,
+                slot,
+                None,
+                FEDERATION_ARGS + ("--federate-process-index", str(index), "--federate-process-count", str(total)),
+            )
+            entry["shard_index"] = index
+            entry["shard_count"] = total
+        return total
+
+    def plan_scheduler(self, groups: dict[str, list[str]], add: t.Callable[..., dict[str, t.Any]]) -> dict[str, t.Any] | None:
+        members = groups["lemmy_scheduler"]
+        if not members:
+            self.problem(
+                "group lemmy_scheduler has no hosts; put exactly one host in it: without a scheduler hot ranks go stale, "
+                "bans never expire and dead instances are never revived"
+            )
+            return None
+        if len(members) > 1:
+            self.problem(
+                "group lemmy_scheduler has %d hosts (%s); scheduled tasks must run in exactly one process, keep one host in the group"
+                % (len(members), ", ".join(members))
+            )
+        host = members[0]
+        value = self.host_var(host, "lemmy_scheduler_processes")
+        if value is not None and parse_positive_int(value) != 1:
+            self.problem("host %s: lemmy_scheduler_processes is %s; exactly one scheduler process may run, set it to 1 or remove it" % (host, show(value)))
+        if len(members) == 1:
+            add(host, "scheduler", "lemmy-scheduler", 1, None, SCHEDULER_ARGS)
+        return {"host": host, "name": "lemmy-scheduler"}
+
+    def plan_pictrs(self, groups: dict[str, list[str]], settings: dict[str, t.Any], add: t.Callable[..., dict[str, t.Any]]) -> list[str]:
+        members = groups["pictrs"]
+        if not members:
+            self.problem("group pictrs has no hosts; put one host in it to store and serve the instance's images")
+        elif len(members) > 1 and settings["pictrs_repo_type"] == "sled":
+            self.problem(
+                "group pictrs has %d hosts (%s) but pictrs_repo_type is sled, a local file that cannot be shared; "
+                "keep one host, or set pictrs_repo_type: postgres (pict-rs 0.5+ with object storage) to run several" % (len(members), ", ".join(members))
+            )
+        for host in members:
+            add(host, "pictrs", "pictrs", 1, self.port_of(host, "pictrs_port"), ())
+        return list(members)
+
+    def plan_database(
+        self, groups: dict[str, list[str]], settings: dict[str, t.Any], addresses: dict[str, str], processes: list[dict[str, t.Any]]
+    ) -> dict[str, t.Any]:
+        members = groups["lemmy_db"]
+        external = settings["database_host"]
+        host: str | None = None
+        address: str | None = None
+        if len(members) > 1:
+            self.problem(
+                "group lemmy_db has %d hosts (%s); this collection runs one PostgreSQL server, keep one host in the group "
+                "or remove them all and point lemmy_database_host at an external server" % (len(members), ", ".join(members))
+            )
+        if members:
+            host = members[0]
+            address = addresses[host]
+            if external and external not in (host, address):
+                self.warn(
+                    "lemmy_database_host is %s but group lemmy_db holds %s; the plan uses %s, remove lemmy_database_host or empty lemmy_db"
+                    % (show(external), host, host)
+                )
+        elif external:
+            host = external
+            address = external
+        else:
+            self.problem(
+                "no database: group lemmy_db has no host and lemmy_database_host is not set; put one host in lemmy_db, "
+                "or set lemmy_database_host to your external PostgreSQL server"
+            )
+
+        lemmy_count = sum(1 for p in processes if p["kind"] in ("api", "federation", "scheduler"))
+        pictrs_count = sum(1 for p in processes if p["kind"] == "pictrs") if settings["pictrs_repo_type"] == "postgres" else 0
+        pool = settings["pool_size"]
+        pictrs_pool = settings["pictrs_pool_size"]
+        maximum = settings["max_connections"]
+        reserved = settings["reserved"]
+        needed: int | None = None
+        if pool is not None and pictrs_pool is not None:
+            needed = lemmy_count * pool + pictrs_count * pictrs_pool
+        if needed is not None and maximum is not None and reserved is not None and needed > maximum - reserved:
+            available = maximum - reserved
+            fit = (available - pictrs_count * pictrs_pool) // lemmy_count if lemmy_count else 0
+            fix = "raise lemmy_database_max_connections to at least %d" % (needed + reserved)
+            if fit >= 2:
+                fix = "lower lemmy_database_pool_size to %d or %s" % (fit, fix)
+            pictrs_part = " + %d pict-rs x pictrs_database_pool_size %d" % (pictrs_count, pictrs_pool) if pictrs_count else ""
+            self.problem(
+                "database: the plan needs %d connections (%d lemmy_server processes x lemmy_database_pool_size %d%s) "
+                "but lemmy_database_max_connections %d leaves only %d after %d reserved; %s"
+                % (needed, lemmy_count, pool, pictrs_part, maximum, available, reserved, fix)
+            )
+        return {
+            "host": host,
+            "address": address,
+            "managed": bool(members),
+            "pool_size": pool,
+            "pictrs_pool_size": pictrs_pool if pictrs_count else 0,
+            "max_connections": maximum,
+            "reserved": reserved,
+            "connections_needed": needed,
+        }
+
+    def check_ports(self, processes: list[dict[str, t.Any]]) -> None:
+        users: dict[tuple[str, int], list[str]] = {}
+        for proc in processes:
+            if proc["port"] is not None:
+                users.setdefault((proc["host"], proc["port"]), []).append(proc["name"])
+        for (host, port), names in sorted(users.items(), key=lambda item: (natural_key(item[0][0]), item[0][1])):
+            if len(names) > 1:
+                self.problem(
+                    "host %s: %s %s want port %d; change lemmy_api_base_port, lemmy_ui_base_port or pictrs_port on %s so the port ranges do not overlap"
+                    % (host, " and ".join(names), "both" if len(names) == 2 else "all", port, host)
+                )
+
+    def plan_rate_limits(self, settings: dict[str, t.Any], api_count: int) -> dict[str, int]:
+        wanted = settings["rate_limits_wanted"]
+        if settings["api_balancing"] != "round_robin" or api_count <= 1:
+            return dict(wanted)
+        per_process = dict(wanted)
+        for key in RATE_LIMIT_COUNT_KEYS:
+            per_process[key] = int(math.ceil(wanted[key] / float(api_count)))
+        return per_process
+
+
+def build_plan(
+    groups: t.Mapping[str, t.Any],
+    host_vars: t.Mapping[str, t.Any],
+    settings: t.Mapping[str, t.Any],
+    known_versions: t.Sequence[str] | None = None,
+) -> dict[str, t.Any]:
+    """Plan the fleet, or raise PlanError listing every problem."""
+    return _Planner(groups, host_vars, settings, known_versions).run()
+
+
+def render_table(plan: t.Mapping[str, t.Any]) -> list[str]:
+    """The plan's processes as aligned text lines: host, address, process, kind, shard i/N, port."""
+    header = ("HOST", "ADDRESS", "PROCESS", "KIND", "SHARD", "PORT")
+    rows = [header]
+    for proc in plan["processes"]:
+        shard = "%d/%d" % (proc["shard_index"], proc["shard_count"]) if proc["shard_index"] else "-"
+        port = str(proc["port"]) if proc["port"] is not None else "-"
+        rows.append((proc["host"], proc["address"], proc["name"], proc["kind"], shard, port))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    return ["  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip() for row in rows]
+
+
+def render_summary(plan: t.Mapping[str, t.Any]) -> list[str]:
+    """A few lines that sum up the plan beside the table."""
+    kinds = [p["kind"] for p in plan["processes"]]
+    database = plan["database"]
+    federation = plan["federation"]
+    lines = [
+        "Lemmy %s (lemmy-ui %s) for %s" % (plan["version"], plan["ui_version"], plan["domain"]),
+        "API processes: %d (%s), UI processes: %d (static assets: %s)"
+        % (kinds.count("api"), plan["api_balancing"], kinds.count("ui"), plan["static_strategy"]),
+        "federation senders: %s" % ("%d" % federation["count"] if federation["enabled"] else "disabled"),
+        "scheduler: %s on %s" % (plan["scheduler"]["name"], plan["scheduler"]["host"]),
+        "pict-rs: %d (%s repo)" % (kinds.count("pictrs"), plan["pictrs"]["repo_type"]),
+        "database: %s%s, %d of %d connections needed (%d reserved, pool %d per lemmy_server process)"
+        % (
+            database["host"],
+            "" if database["managed"] else " (external)",
+            database["connections_needed"],
+            database["max_connections"] - database["reserved"],
+            database["reserved"],
+            database["pool_size"],
+        ),
+        "rate limits per API process: %s" % ", ".join("%s=%s" % (k, plan["rate_limits"][k]) for k in RATE_LIMIT_DEFAULTS),
+    ]
+    if plan["api_balancing"] == "round_robin" and kinds.count("api") > 1:
+        lines.append(
+            "  (round_robin spreads a client over %d API processes, so its budget is about %d x the counts above; "
+            "rounding up can exceed a small wanted limit, use nginx_api_balancing: ip_hash for exact limits)" % (kinds.count("api"), kinds.count("api"))
+        )
+    lines += [
+        "trusted proxies: %s" % (", ".join(plan["trusted_proxies"]) or "none"),
+    ]
+    return lines
