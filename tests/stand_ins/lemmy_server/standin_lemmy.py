@@ -131,7 +131,7 @@ def load_settings() -> dict[str, Any]:
             raise SettingsError(f"cannot read config file {os.path.abspath(path)}: {exc.strerror}") from exc
         try:
             raw = hjson.loads(text)
-        except Exception as exc:  # noqa: BLE001 - hjson raises several types
+        except Exception as exc:  # pylint: disable=broad-exception-caught  # hjson raises several types
             raise SettingsError(f"{path}: hjson syntax error: {exc}") from exc
         if not isinstance(raw, dict):
             raise SettingsError(f"{path}: expected a map at the top level")
@@ -737,7 +737,7 @@ class Server:
         self.stop.set()
         if self.migrating:
             # Migrations are not interruptible gracefully; the open migration transaction rolls back.
-            os._exit(1)
+            os._exit(1)  # pylint: disable=protected-access
 
     def shutdown(self) -> int:
         self.closing = True
@@ -1022,7 +1022,7 @@ class Handler(BaseHTTPRequestHandler):
                 resp = self.route(self.command, body)
             except psycopg2.Error as exc:
                 resp = json_response(400, {"error": "unknown", "message": str(exc).strip().splitlines()[0]})
-            except Exception as exc:  # noqa: BLE001 - answer every request
+            except Exception as exc:  # pylint: disable=broad-exception-caught  # answer every request
                 traceback.print_exc()
                 resp = json_response(500, {"error": "unknown", "message": str(exc)})
             self.send_response(resp.status)

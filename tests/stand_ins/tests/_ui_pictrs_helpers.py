@@ -272,7 +272,8 @@ def moto_s3_fixture() -> Iterator[dict[str, str]]:
     if not os.path.exists(moto):
         pytest.fail(f"{moto} is missing: create the project venv (requirements.txt)")
     port = free_port()
-    proc = subprocess.Popen([moto, "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # pylint: disable=consider-using-with
+    proc = subprocess.Popen(  # pylint: disable=consider-using-with
+        [moto, "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_for(lambda: port_open(port), 30, f"moto_server on 127.0.0.1:{port}")
         import boto3  # pylint: disable=import-outside-toplevel

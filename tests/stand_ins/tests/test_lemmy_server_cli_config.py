@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 
 import pytest
 from conftest import LEMMY_IMAGE, LEMMY_VERSIONS, LemmyRunner, PgDatabase, docker_cli, free_port, http_request, require_image, wait_until
@@ -176,3 +177,28 @@ def test_all_three_disable_flags_keep_running_before_0_19_4(lemmy: LemmyRunner, 
     assert postgres.query("SELECT count(*) FROM local_site")[0][0] == 1
     assert proc.stop() == 0  # docker kill fails if the container already exited on its own
     assert "Received SIGTERM" in proc.container.logs()[0]
+
+
+@pytest.mark.parametrize("pool_line,expected", [("", 30), ("    pool_size: 7\n", 7), ("    pool_size: 1\n", 2)],
+                         ids=["default-30", "configured", "minimum-2"])
+def test_prometheus_metrics_show_pool_size(lemmy: LemmyRunner, postgres: PgDatabase, pool_line: str, expected: int) -> None:
+    """Config: `prometheus` serves /metrics (also without HTTP server); pool_size defaults to 30, at least 2."""
+    metrics_port = free_port()
+    path = lemmy.config(0, body=(f'{{\n  hostname: lemmy.test\n  database: {{\n    uri: "{postgres.uri}"\n{pool_line}  }}\n'
+                                 f"  prometheus: {{\n    bind: 127.0.0.1\n    port: {metrics_port}\n  }}\n}}\n"))
+    lemmy.start(args=["--disable-http-server"], config_path=path)
+    reply = wait_until(lambda: http_request(metrics_port, "/metrics", timeout=2), 60, "the metrics endpoint")
+    assert f"lemmy_db_pool_max_connections {expected}\n" in reply.body.decode()
+
+
+def test_prometheus_bind_failure_only_loses_metrics(lemmy: LemmyRunner, postgres: PgDatabase) -> None:
+    """Config: if the prometheus port is taken, only that thread panics; the process keeps serving."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = free_port()
+        extra = f"  prometheus: {{\n    bind: 127.0.0.1\n    port: {taken.getsockname()[1]}\n  }}\n"
+        proc = lemmy.start(port=port, extra_extra=extra)
+        proc.wait_ready()
+        wait_until(lambda: "Cannot bind to" in proc.container.logs()[1], 30, "the prometheus panic line")
+        assert proc.get("/api/v3/site").status == 200

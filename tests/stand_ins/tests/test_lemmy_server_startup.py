@@ -84,7 +84,7 @@ def test_old_scheduler_fails_against_newer_schema(lemmy: LemmyRunner, postgres: 
     postgres.execute("DELETE FROM standin_scheduler_tick")
     lemmy.migrate("0.19.4")
     old = lemmy.start("0.19.3", args, scheduler_period=1)
-    new = lemmy.start("0.19.4", args, scheduler_period=1)
+    lemmy.start("0.19.4", args, scheduler_period=1)
     wait_until(lambda: _ticks(postgres, "0.19.3") and _ticks(postgres, "0.19.4"), 60, "ticks of both schedulers")
     old_ticks, new_ticks = _ticks(postgres, "0.19.3"), _ticks(postgres, "0.19.4")
     assert not old_ticks[0][0] and "hot_rank" in (old_ticks[0][1] or ""), old_ticks

@@ -347,7 +347,7 @@ def test_ui_serves_concurrent_keepalive_load(ui: int, fresh_backend: FakeBackend
         conn = http.client.HTTPConnection("127.0.0.1", ui, timeout=30)
         statuses = []
         try:
-            for _ in range(10):
+            for _request in range(10):
                 conn.request("GET", "/")
                 resp = conn.getresponse()
                 resp.read()
@@ -364,7 +364,7 @@ def test_ui_serves_concurrent_keepalive_load(ui: int, fresh_backend: FakeBackend
 
 def test_ui_is_light_on_memory(ui: int, ui_per_version: dict[str, tuple[Container, int]], fresh_backend: FakeBackend) -> None:
     """After serving requests, the UI process stays far below real lemmy-ui's 130-220 MB."""
-    for _ in range(20):
+    for _request in range(20):
         assert http_get(ui, "/")[0] == 200
     status = docker("exec", ui_per_version["0.19.20"][0].name, "cat", "/proc/1/status").stdout
     rss_kib = int(re.search(r"^VmRSS:\s+(\d+) kB", status, re.M).group(1))
@@ -372,9 +372,18 @@ def test_ui_is_light_on_memory(ui: int, ui_per_version: dict[str, tuple[Containe
 
 
 def test_ui_sigterm_idle_exits_143(docker_run: Containers, ui_images: dict[str, str], backend: FakeBackend) -> None:
-    container, _port = start_ui(docker_run, ui_images["0.19.20"], backend.address)
-    container.signal("TERM")
-    assert container.wait_exit(5) == 143
+    """Idle means no request in flight: an open keep-alive connection (as nginx keeps) must not delay the exit."""
+    container, port = start_ui(docker_run, ui_images["0.19.20"], backend.address)
+    idle = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        idle.request("GET", "/robots.txt")
+        resp = idle.getresponse()
+        resp.read()
+        assert resp.status == 200 and not resp.will_close
+        container.signal("TERM")
+        assert container.wait_exit(5) == 143
+    finally:
+        idle.close()
 
 
 def test_ui_sigterm_closes_listener_and_finishes_in_flight(docker_run: Containers, ui_images: dict[str, str],
@@ -428,7 +437,7 @@ def test_ui_dist_generator_is_deterministic() -> None:
     here = os.path.dirname(os.path.abspath(__file__))
     gen = os.path.join(os.path.dirname(here), "lemmy_ui", "gen_dist.py")
     outs = []
-    for _ in range(2):
+    for _run in range(2):
         with tempfile.TemporaryDirectory() as tmp:
             subprocess.run(["python3", gen, "--version", "0.19.4", "--out", tmp], check=True, capture_output=True)
             out = subprocess.run(["sh", "-c", "cd \"$1\" && find . -type f | sort | xargs sha256sum", "sh", tmp],

@@ -199,8 +199,15 @@ def test_pictrs_default_address_is_8080(docker_run: Containers, pictrs_image: st
 def test_pictrs_sigterm_exits_zero(docker_run: Containers, pictrs_image: str) -> None:
     container, port = start(docker_run, pictrs_image)
     uploaded_alias(port, png_bytes())
-    container.signal("TERM")
-    assert container.wait_exit(20) == 0, container.logs()
+    idle = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        idle.request("GET", "/healthz")
+        idle.getresponse().read()
+        container.signal("TERM")
+        assert container.wait_exit(20) == 0, container.logs()
+    finally:
+        idle.close()
+    assert "shut down" in container.logs()
 
 
 def test_pictrs_config_file_and_cli(docker_run: Containers, pictrs_image: str, host_dir: Callable[[], str]) -> None:
@@ -256,7 +263,7 @@ def test_pictrs_postgres_repo_shared_by_two_processes(docker_run: Containers, pi
                                                       postgres: Any) -> None:
     files = host_dir()
     env = {"PICTRS__REPO__TYPE": "postgres", "PICTRS__REPO__URL": postgres.uri, "PICTRS__SERVER__API_KEY": API_KEY}
-    (_a, port_a), (_b, port_b) = (start(docker_run, pictrs_image, env=env, volumes=[f"{files}:/mnt/files"]) for _ in range(2))
+    (_a, port_a), (_b, port_b) = (start(docker_run, pictrs_image, env=env, volumes=[f"{files}:/mnt/files"]) for _process in range(2))
     assert http_get(port_a, "/healthz")[0] == 200 and http_get(port_b, "/healthz")[0] == 200
     data = png_bytes(4, 4, seed=9)
     alias, _token = uploaded_alias(port_a, data)
