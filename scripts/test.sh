@@ -23,7 +23,7 @@ stage_unit() {
   "$venv/bin/python" -m pytest -q -p no:cacheprovider tests/unit
 }
 stage_contract() {
-  "$venv/bin/python" -m pytest -q -p no:cacheprovider tests/stand_ins/tests
+  "$venv/bin/python" -m pytest -q -p no:cacheprovider -n 2 --dist loadfile tests/stand_ins/tests
 }
 stage_molecule() {
   export MOLECULE_GLOB='molecule/*/molecule.yml'

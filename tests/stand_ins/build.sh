@@ -22,7 +22,7 @@ fi
 
 # The runtime layer shared by all stand-ins.
 runtime="fediscale-standin/runtime"
-digest() { (cd "$1" && find . -type f -not -path './build/*' -print0 | sort -z | xargs -0 sha256sum) | sha256sum | cut -c1-12; }
+digest() { (cd "$1" && find . -type f -not -path './build/*' -not -path '*/__pycache__/*' -print0 | sort -z | xargs -0 sha256sum) | sha256sum | cut -c1-12; }
 rdigest="$(digest "$here/runtime")"
 if ! docker image inspect "$runtime:$rdigest" >/dev/null 2>&1; then
   echo "building $runtime"

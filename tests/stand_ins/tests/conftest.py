@@ -253,10 +253,12 @@ class Container:
         return int(self.inspect("{{.State.ExitCode}}"))
 
     def wait_exit(self, timeout: float = 60) -> int:
-        wait_until(lambda: self.exit_code() is not None, timeout, f"container {self.name} to exit", step=0.1)
-        code = self.exit_code()
-        assert code is not None
-        return code
+        """Block until the container exits (docker wait); returns its exit code."""
+        try:
+            proc = docker_cli("wait", self.name, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"timed out after {timeout:g} s waiting for container {self.name} to exit:\n{self.output()}") from None
+        return int(proc.stdout.strip().splitlines()[-1])
 
     def logs(self) -> tuple[str, str]:
         proc = docker_cli("logs", self.name, check=False)
@@ -377,12 +379,14 @@ class LemmyProcess:
     def wait_ready(self, timeout: float = 60) -> None:
         """Wait until the real routes answer (the startup server answers 503 to everything)."""
         def ready() -> bool:
+            try:
+                if self.get("/.well-known/nodeinfo").status == 200:
+                    return True
+            except OSError:
+                pass
             if not self.container.running():
                 raise AssertionError(f"{self.container.name} exited with {self.container.exit_code()}:\n{self.container.output()}")
-            try:
-                return self.get("/.well-known/nodeinfo").status == 200
-            except OSError:
-                return False
+            return False
         try:
             wait_until(ready, timeout, f"lemmy_server {self.version} on port {self.port} to serve")
         except AssertionError as exc:
@@ -440,7 +444,11 @@ class LemmyRunner:
         return code, out, err
 
     def migrate(self, version: str = "0.19.20") -> None:
-        """Bring the database to `version`'s schema with a normal start, then stop it."""
+        """Bring the database to `version`'s schema (and first-start setup), then stop."""
+        if tuple(int(p) for p in version.split(".")) >= (0, 19, 4):
+            code, out, err = self.run_to_exit(version, ["--disable-http-server", "--disable-scheduled-tasks", "--disable-activity-sending"])
+            assert code == 0, out + err
+            return
         proc = self.start(version, ["--disable-scheduled-tasks", "--disable-activity-sending"])
         proc.wait_ready()
         assert proc.stop() == 0, proc.container.output()
