@@ -9,7 +9,8 @@ Every "visit" is one of:
   ap   GET /c/<community> with Accept: application/activity+json (a federating server).
 
 Threads share a pacer, so the whole generator sends --rate requests per second (assets included).
-Each thread keeps one keep-alive connection (http.client). A failed request is never retried:
+A visit uses one keep-alive connection (http.client) for the page and its assets, back to back, and
+closes it afterwards, like a browser tab. A failed request is never retried:
 anything other than a 2xx answer, a timeout or a connection error counts as a failure. Before
 reusing an idle connection the thread checks whether the server closed it, and then opens a new
 one before sending (what HTTP clients do); a request that was sent is never sent again.
@@ -57,6 +58,11 @@ class Pacer:
         self.interval = 1.0 / rate
         self.next_at = start
         self.lock = threading.Lock()
+
+    def advance(self, requests: int) -> None:
+        """Account for requests sent back-to-back inside a visit."""
+        with self.lock:
+            self.next_at += self.interval * max(0, requests)
 
     def slot(self) -> float:
         with self.lock:
@@ -166,6 +172,7 @@ class Worker(threading.Thread):
         self.gen = gen
         self.rng = random.Random(seed)
         self.conn: http.client.HTTPConnection | None = None
+        self.sent = 0
 
     # -- connection handling
 
@@ -191,14 +198,11 @@ class Worker(threading.Thread):
             return True
 
     def request(self, kind: str, url: str, accept: str | None = None) -> tuple[int | None, bytes]:
-        """Send one paced request. Never retried."""
+        """Send one request (paced by the visit). Never retried."""
         gen = self.gen
-        at = gen.pacer.slot()
-        delay = at - time.monotonic()
-        if delay > 0 and gen.stop_event.wait(delay):
+        if gen.stop_event.is_set() or not gen.take_budget():
             raise StopIteration
-        if not gen.take_budget():
-            raise StopIteration
+        self.sent += 1
         headers = {"Host": gen.args.host_header, "User-Agent": "fediscale-loadgen/1", "Accept-Encoding": "identity"}
         if accept:
             headers["Accept"] = accept
@@ -256,11 +260,22 @@ class Worker(threading.Thread):
         self.request("ap", "/c/" + self.gen.args.community, accept=AP_ACCEPT)
 
     def run(self) -> None:
+        """One visit at a time, like a browser tab: a keep-alive connection for the page and its assets,
+        sent back-to-back, closed after the visit. Visits are paced so the total is --rate requests/s."""
         visits = (self.visit_ui, self.visit_api, self.visit_ap)
         weights = self.gen.weights
+        gen = self.gen
         try:
-            while not self.gen.stop_event.is_set():
+            while not gen.stop_event.is_set():
+                delay = gen.pacer.slot() - time.monotonic()
+                if delay > 0 and gen.stop_event.wait(delay):
+                    break
+                before = self.sent
                 self.rng.choices(visits, weights)[0]()
+                gen.pacer.advance(self.sent - before - 1)
+                if self.conn is not None:
+                    self.conn.close()
+                    self.conn = None
         except StopIteration:
             pass
         finally:

@@ -572,7 +572,7 @@ def realip(headers: Any, peer: str) -> str:
     for forwarded in headers.get_all("Forwarded") or []:
         for element in forwarded.split(","):
             for pair in element.split(";"):
-                name, _, value = pair.strip().partition("=")
+                name, _sep, value = pair.strip().partition("=")
                 if name.lower() == "for" and value:
                     return value.strip().strip('"')
     xff = headers.get("X-Forwarded-For")

@@ -28,7 +28,7 @@ def _site(proc: LemmyProcess, **headers: str) -> int:
 
 def test_message_bucket_limits_api_reads_per_ip(limited: LemmyProcess) -> None:
     """Buckets come from local_site_rate_limit; an empty bucket answers 429 rate_limit_error; other IPs are separate."""
-    statuses = [_site(limited, X_Forwarded_For="198.51.100.1") for _ in range(LIMITS["message"])]
+    statuses = [_site(limited, X_Forwarded_For="198.51.100.1") for _attempt in range(LIMITS["message"])]
     assert statuses == [200] * LIMITS["message"]
     reply = limited.get("/api/v3/site", headers={"X-Forwarded-For": "198.51.100.1"})
     assert reply.status == 429 and reply.json() == {"error": "rate_limit_error"}
@@ -37,15 +37,15 @@ def test_message_bucket_limits_api_reads_per_ip(limited: LemmyProcess) -> None:
 
 def test_nodeinfo_is_not_rate_limited(limited: LemmyProcess) -> None:
     """/nodeinfo is outside the limiter, so health checks never get 429."""
-    for _ in range(LIMITS["message"]):
+    for _attempt in range(LIMITS["message"]):
         _site(limited, X_Forwarded_For="198.51.100.3")
     assert _site(limited, X_Forwarded_For="198.51.100.3") == 429
-    assert all(limited.get("/nodeinfo/2.1", headers={"X-Forwarded-For": "198.51.100.3"}).status == 200 for _ in range(10))
+    assert all(limited.get("/nodeinfo/2.1", headers={"X-Forwarded-For": "198.51.100.3"}).status == 200 for _attempt in range(10))
 
 
 def test_leftmost_forwarded_for_is_the_key(limited: LemmyProcess) -> None:
     """The key is the LEFT-MOST X-Forwarded-For value (so an appending proxy lets clients choose their key)."""
-    for _ in range(LIMITS["message"]):
+    for _attempt in range(LIMITS["message"]):
         _site(limited, X_Forwarded_For="198.51.100.4, 10.0.0.1")
     assert _site(limited, X_Forwarded_For="198.51.100.4, 10.0.0.2") == 429
     assert _site(limited, X_Forwarded_For="10.0.0.1, 198.51.100.4") == 200
@@ -64,9 +64,9 @@ def test_forwarded_header_beats_x_forwarded_for(limited: LemmyProcess) -> None:
 def test_post_and_search_have_their_own_buckets(limited: LemmyProcess) -> None:
     """POST /api/v3/post uses the `post` bucket and /api/v3/search the `search` bucket, not `message`."""
     ip = {"X-Forwarded-For": "198.51.100.6", "Content-Type": "application/json"}
-    posts = [limited.get("/api/v3/post", method="POST", body=b"{}", headers=ip).status for _ in range(LIMITS["post"] + 1)]
+    posts = [limited.get("/api/v3/post", method="POST", body=b"{}", headers=ip).status for _attempt in range(LIMITS["post"] + 1)]
     assert posts[-1] == 429 and 429 not in posts[:-1], posts
-    searches = [limited.get("/api/v3/search?q=x", headers=ip).status for _ in range(LIMITS["search"] + 1)]
+    searches = [limited.get("/api/v3/search?q=x", headers=ip).status for _attempt in range(LIMITS["search"] + 1)]
     assert searches == [200] * LIMITS["search"] + [429]
     assert _site(limited, X_Forwarded_For="198.51.100.6") == 200, "the message bucket is untouched"
 

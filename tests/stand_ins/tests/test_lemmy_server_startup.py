@@ -79,7 +79,7 @@ def test_old_scheduler_fails_against_newer_schema(lemmy: LemmyRunner, postgres: 
     args = ["--disable-http-server", "--disable-activity-sending"]
     old = lemmy.start("0.19.3", args, scheduler_period=1)
     wait_until(lambda: _ticks(postgres, "0.19.3"), 60, "a 0.19.3 tick on its own schema")
-    assert all(ok for ok, _ in _ticks(postgres, "0.19.3")), _ticks(postgres, "0.19.3")
+    assert all(ok for ok, _tick in _ticks(postgres, "0.19.3")), _ticks(postgres, "0.19.3")
     assert old.stop() == 0
     postgres.execute("DELETE FROM standin_scheduler_tick")
     lemmy.migrate("0.19.4")
@@ -106,7 +106,7 @@ def test_0_19_19_and_0_19_20_share_a_schema(lemmy: LemmyRunner, postgres: PgData
     assert old.get("/api/v3/site").json()["version"] == "0.19.19"
     assert new.get("/api/v3/site").json()["version"] == "0.19.20"
     wait_until(lambda: _ticks(postgres, "0.19.19") and _ticks(postgres, "0.19.20"), 60, "ticks of both schedulers")
-    assert all(ok for ok, _ in _ticks(postgres, "0.19.19") + _ticks(postgres, "0.19.20"))
+    assert all(ok for ok, _tick in _ticks(postgres, "0.19.19") + _ticks(postgres, "0.19.20"))
 
 
 def test_concurrent_migrators_one_fails_schema_stays_consistent(lemmy: LemmyRunner, postgres: PgDatabase) -> None:
@@ -171,7 +171,7 @@ def test_process_stays_light(lemmy: LemmyRunner, postgres: PgDatabase) -> None:
     proc = lemmy.start("0.19.20", scheduler_period=1)
     proc.wait_ready()
     wait_until(lambda: _ticks(postgres, "0.19.20"), 60, "a scheduler tick")
-    for _ in range(20):
+    for _attempt in range(20):
         proc.get("/api/v3/site")
     status = proc.container.exec("cat", "/proc/1/status").stdout
     rss_kb = int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS:")))

@@ -26,7 +26,7 @@ def test_scheduler_ticks_are_wall_clock_aligned(lemmy: LemmyRunner, postgres: Pg
 def test_two_schedulers_run_the_same_tick_twice(lemmy: LemmyRunner, postgres: PgDatabase) -> None:
     """Scheduler: two processes without --disable-scheduled-tasks both run every tick (the duplicate the docs warn of)."""
     lemmy.migrate()
-    for _ in range(2):
+    for _attempt in range(2):
         lemmy.start("0.19.20", ["--disable-http-server", "--disable-activity-sending"], scheduler_period=1)
 
     def duplicated() -> bool:
