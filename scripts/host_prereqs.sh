@@ -19,3 +19,8 @@ if ! docker info >/dev/null 2>&1; then
   for _ in $(seq 240); do docker info >/dev/null 2>&1 && break; sleep 0.5; done
   docker info >/dev/null 2>&1 || { echo "dockerd did not start; see /var/log/dockerd.log" >&2; exit 1; }
 fi
+# Every lab host runs systemd (and app hosts a dockerd), each holding inotify
+# instances; the kernel default of 128 per user runs out with two labs up.
+if [ "$(cat /proc/sys/fs/inotify/max_user_instances)" -lt 1024 ]; then
+  sysctl -qw fs.inotify.max_user_instances=1024 || echo "warning: could not raise fs.inotify.max_user_instances" >&2
+fi

@@ -65,3 +65,5 @@ build fediscale-lab/systemd "$here/images/systemd"
 build fediscale-lab/dockerhost "$here/images/dockerhost"
 fetch_wheels "$here/images/s3"
 build fediscale-lab/s3 "$here/images/s3"
+# The S3 image's install stage stays behind as an untagged image; drop it.
+docker image prune --force --filter label=org.fediscale.lab.build-stage >/dev/null

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 # SPDX-License-Identifier: GPL-3.0-or-later
 # Copyright (c) fediscale.lemmy contributors
 """Bounded HTTP load against a lab balancer on 127.0.0.1, like browsers and federating servers.
