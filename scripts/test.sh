@@ -9,6 +9,8 @@ export ANSIBLE_COLLECTIONS_PATH="$root/.collections"
 export PYTHONPATH="$root/.collections${PYTHONPATH:+:$PYTHONPATH}"
 export ANSIBLE_FORCE_COLOR=0 PY_COLORS=0
 venv="$root/.venv"
+# molecule and the playbooks call ansible-* tools by name.
+export PATH="$venv/bin:$PATH"
 
 stage_lint() {
   "$venv/bin/ansible-lint" --profile production
@@ -23,10 +25,14 @@ stage_unit() {
   "$venv/bin/python" -m pytest -q -p no:cacheprovider tests/unit
 }
 stage_contract() {
+  # Containers of an interrupted earlier run would hold ports and names.
+  docker ps -aq --filter name=fsl-ct- | xargs -r docker rm -f >/dev/null
   "$venv/bin/python" -m pytest -q -p no:cacheprovider -n 2 --dist loadfile tests/stand_ins/tests
 }
 stage_molecule() {
   export MOLECULE_GLOB='molecule/*/molecule.yml'
+  # Start from a known state: labs left over by an interrupted run are removed.
+  tests/lab/clean_labs.sh fsl-molecule-default fsl-molecule-upgrade
   for scenario in ${FEDISCALE_MOLECULE_SCENARIOS:-default upgrade}; do
     "$venv/bin/molecule" test -s "$scenario"
   done
