@@ -14,7 +14,6 @@ make_venv() { # dir python requirements
   echo "creating $dir from $req"
   rm -rf "$dir"
   "$py" -m venv "$dir"
-  "$dir/bin/pip" install -q --upgrade pip >/dev/null
   "$dir/bin/pip" install -q -r "$req" 2>&1 | { grep -v "^WARNING: Location" || true; }
   sha256sum "$req" > "$stamp"
 }
