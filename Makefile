@@ -31,9 +31,7 @@ lab-down: setup prereqs
 
 lab: lab-up
 	$(ANSIBLE_PLAYBOOK) -i $(LAB_INVENTORY) site.yml
-	@echo
-	@echo "Lemmy (lab, stand-in images) is up at http://127.0.0.1:8080"
-	@$(ANSIBLE_PLAYBOOK) -i $(LAB_INVENTORY) plan.yml 2>/dev/null | sed -n '/PLAN TABLE/,/^$$/p' || true
+	@scripts/lab_banner.sh
 
 lint: setup
 	@scripts/test.sh lint
