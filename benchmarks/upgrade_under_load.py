@@ -43,7 +43,7 @@ def playbook(args: argparse.Namespace, path: str, *extra: str) -> tuple[int, flo
 
 
 def run(args: argparse.Namespace, name: str, path: str, *extra: str) -> dict[str, t.Any]:
-    reset_rc, _ = playbook(args, os.path.join(ROOT, "site.yml"), "-e", "lemmy_version=" + FROM, *extra)
+    reset_rc, _reset_seconds = playbook(args, os.path.join(ROOT, "site.yml"), "-e", "lemmy_version=" + FROM, *extra)
     load_dir = os.path.join(args.work, name)
     os.makedirs(load_dir, exist_ok=True)
     out, stop = os.path.join(load_dir, "load.json"), os.path.join(load_dir, "stop")

@@ -55,7 +55,9 @@ stages=("$@")
 [ "${#stages[@]}" -eq 0 ] || [ "${stages[0]}" = all ] && stages=(lint sanity unit images contract molecule)
 passed=0; failed=0
 for s in "${stages[@]}"; do
-  if run_stage "$s"; then passed=$((passed + 1)); else failed=$((failed + 1)); break; fi
+  # Not inside `if`: that would switch off `set -e` within the stage.
+  set +e; run_stage "$s"; rc=$?; set -e
+  if [ "$rc" -eq 0 ]; then passed=$((passed + 1)); else failed=$((failed + 1)); break; fi
 done
 echo "test stages: ${passed} passed, ${failed} failed"
 [ "$failed" -eq 0 ]
