@@ -42,22 +42,25 @@ stage_images() {
   PYTHON="$venv/bin/python" tests/stand_ins/build.sh
 }
 
+# Runs one stage in a subshell with `set -e`, so any failing step fails it;
+# the result goes to stage_rc (never called from `if`, which would switch -e off).
 run_stage() {
-  local name="$1" start rc
+  local name="$1" start
   start=$(date +%s)
   echo "===== stage ${name} ====="
-  set +e; ( set -e; "stage_${name}" ); rc=$?; set -e
-  echo "===== stage ${name}: $([ $rc -eq 0 ] && echo ok || echo "FAILED rc=$rc") in $(( $(date +%s) - start )) s ====="
-  return $rc
+  set +e
+  ( set -e; "stage_${name}" )
+  stage_rc=$?
+  set -e
+  echo "===== stage ${name}: $([ "$stage_rc" -eq 0 ] && echo ok || echo "FAILED rc=$stage_rc") in $(( $(date +%s) - start )) s ====="
 }
 
 stages=("$@")
 [ "${#stages[@]}" -eq 0 ] || [ "${stages[0]}" = all ] && stages=(lint sanity unit images contract molecule)
 passed=0; failed=0
 for s in "${stages[@]}"; do
-  # Not inside `if`: that would switch off `set -e` within the stage.
-  set +e; run_stage "$s"; rc=$?; set -e
-  if [ "$rc" -eq 0 ]; then passed=$((passed + 1)); else failed=$((failed + 1)); break; fi
+  run_stage "$s"
+  if [ "$stage_rc" -eq 0 ]; then passed=$((passed + 1)); else failed=$((failed + 1)); break; fi
 done
-echo "test stages: ${passed} passed, ${failed} failed"
+echo "stages: ${passed} passed, ${failed} failed"
 [ "$failed" -eq 0 ]
