@@ -12,7 +12,11 @@ A visit uses one keep-alive connection (http.client) for the page and its assets
 closes it afterwards, like a browser tab. A failed request is never retried:
 anything other than a 2xx answer, a timeout or a connection error counts as a failure. Before
 reusing an idle connection the thread checks whether the server closed it, and then opens a new
-one before sending (what HTTP clients do); a request that was sent is never sent again.
+one before sending (what HTTP clients do). One case is sent again, as browsers do (RFC 9112
+section 9.3.1): the server closed a reused idle keep-alive connection before any byte of an
+answer (nginx closes idle connections when it reloads), so the request was never processed; it is
+sent once on a new connection and counted in stale_keepalive_resends. A failure on a new
+connection, or after an answer started, always counts.
 
 It stops by itself after --duration seconds or --max-requests requests, when the --stop-file
 appears, or on SIGTERM/SIGINT, and writes the results as JSON to --out: totals, failures by
@@ -94,6 +98,7 @@ class Results:
         self.static_hashes: Counter[str] = Counter()
         self.timeline: dict[int, Counter[str]] = defaultdict(Counter)
         self.reconnects = 0
+        self.stale_keepalive_resends = 0
         self.latency_max = 0.0
         self.latency_sum = 0.0
 
@@ -159,6 +164,7 @@ class Results:
                 "backend_versions": dict(self.backend_versions),
                 "by_kind": {k: dict(v) for k, v in self.by_kind.items()},
                 "reconnects": self.reconnects,
+                "stale_keepalive_resends": self.stale_keepalive_resends,
                 "latency_avg_ms": round(1000 * self.latency_sum / self.total, 1) if self.total else None,
                 "latency_max_ms": round(1000 * self.latency_max, 1),
                 "timeline": [dict(second=s, **dict(c)) for s, c in sorted(self.timeline.items())],
@@ -211,8 +217,21 @@ class Worker(threading.Thread):
         error: str | None = None
         try:
             conn = self._connection()
-            conn.request("GET", url, headers=headers)
-            resp = conn.getresponse()
+            reused = conn.sock is not None
+            try:
+                conn.request("GET", url, headers=headers)
+                resp = conn.getresponse()
+            except (ConnectionResetError, BrokenPipeError):
+                # RemoteDisconnected is a ConnectionResetError: no status line arrived.
+                if not reused:
+                    raise
+                conn.close()
+                self.conn = None
+                with gen.results.lock:
+                    gen.results.stale_keepalive_resends += 1
+                conn = self._connection()
+                conn.request("GET", url, headers=headers)
+                resp = conn.getresponse()
             status = resp.status
             body = resp.read()
             if resp.will_close:
