@@ -225,6 +225,7 @@ class _Planner:
         host_vars: t.Mapping[str, t.Any],
         settings: t.Mapping[str, t.Any],
         known_versions: t.Sequence[str] | None,
+        excluded_hosts: t.Any = None,
     ) -> None:
         self.raw_groups = groups if isinstance(groups, t.Mapping) else {}
         self.raw_host_vars = host_vars if isinstance(host_vars, t.Mapping) else {}
@@ -238,6 +239,9 @@ class _Planner:
             self.problems.append("host_vars is %s; pass a mapping of host name to that host's variables" % show(host_vars))
         if not isinstance(settings, t.Mapping):
             self.problems.append("settings is %s; pass a mapping of the global variables" % show(settings))
+        self.excluded = self.read_excluded(excluded_hosts)
+        # Group members before the exclusion, for the messages and the placement checks.
+        self.inventory_groups: dict[str, list[str]] = {}
 
     # ------------------------------------------------------------------ helpers
     def problem(self, text: str) -> None:
@@ -268,6 +272,27 @@ class _Planner:
         return ", ".join(ordered)
 
     # ------------------------------------------------------------------ groups
+    def read_excluded(self, value: t.Any) -> list[str]:
+        if value is None:
+            return []
+        if isinstance(value, str) or not isinstance(value, t.Sequence):
+            self.problem("lemmy_plan_excluded_hosts is %s; set it to a list of inventory host names, such as [\"web2\"], or leave it unset" % show(value))
+            return []
+        names: set[str] = set()
+        for position, entry in enumerate(value):
+            if not isinstance(entry, str) or not entry.strip():
+                self.problem("lemmy_plan_excluded_hosts[%d] is %s; list inventory host names only" % (position, show(entry)))
+                continue
+            names.add(entry.strip())
+        return sorted(names)
+
+    def excluded_from(self, group: str) -> str:
+        """A note for messages about an empty or shrunk group: which hosts the exclusion took out of it."""
+        gone = [h for h in self.inventory_groups.get(group, []) if h in self.excluded]
+        if not gone:
+            return ""
+        return " (lemmy_plan_excluded_hosts removed %s from it)" % ", ".join(gone)
+
     def read_groups(self) -> dict[str, list[str]]:
         result: dict[str, list[str]] = {}
         for name in GROUP_NAMES:
@@ -285,7 +310,19 @@ class _Planner:
                     self.problem("group %s contains %s; it must list inventory host names" % (name, show(member)))
                     continue
                 hosts.add(member)
-            result[name] = sorted(hosts, key=natural_key)
+            self.inventory_groups[name] = sorted(hosts, key=natural_key)
+            result[name] = [h for h in self.inventory_groups[name] if h not in self.excluded]
+        if self.excluded:
+            placed = {h for members in self.inventory_groups.values() for h in members}
+            unknown = [h for h in self.excluded if h not in placed]
+            if unknown:
+                self.warn("lemmy_plan_excluded_hosts names %s, which no Lemmy group holds; nothing to exclude there" % ", ".join(unknown))
+            gone = [h for h in self.excluded if h in placed]
+            if gone:
+                self.warn(
+                    "planning without %s (lemmy_plan_excluded_hosts): their processes are not planned and nginx does not list them; "
+                    "run the plan again without the exclusion once they are reachable" % ", ".join(gone)
+                )
         return result
 
     # ------------------------------------------------------------------ settings
@@ -528,11 +565,11 @@ class _Planner:
                     add(host, kind, "lemmy-%s-%d" % (kind, slot), slot, None if base is None else base + slot - 1, API_ARGS if kind == "api" else ())
 
         if not groups["lemmy_api"]:
-            self.problem("group lemmy_api has no hosts; put at least one host in it to serve the API and federation inboxes")
+            self.problem("group lemmy_api has no hosts%s; put at least one host in it to serve the API and federation inboxes" % self.excluded_from("lemmy_api"))
         if not groups["lemmy_ui"]:
-            self.problem("group lemmy_ui has no hosts; put at least one host in it to serve the web interface")
+            self.problem("group lemmy_ui has no hosts%s; put at least one host in it to serve the web interface" % self.excluded_from("lemmy_ui"))
         if not groups["lemmy_proxy"]:
-            self.problem("group lemmy_proxy has no hosts; put at least one host in it to run nginx in front of the fleet")
+            self.problem("group lemmy_proxy has no hosts%s; put at least one host in it to run nginx in front of the fleet" % self.excluded_from("lemmy_proxy"))
 
         shard_count = self.plan_federation(groups, settings, add)
         scheduler = self.plan_scheduler(groups, add)
@@ -577,6 +614,7 @@ class _Planner:
             "trusted_proxies": settings["trusted_proxies"],
             "static_strategy": settings["static_strategy"],
             "api_balancing": settings["api_balancing"],
+            "excluded_hosts": list(self.excluded),
             "warnings": self.warnings,
         }
 
@@ -622,8 +660,8 @@ class _Planner:
         if total == 0:
             if counts_known:
                 self.problem(
-                    "group lemmy_federation has no sender process, so no activity would leave this instance; "
-                    "put at least one host in lemmy_federation, or set lemmy_federation_enabled: false"
+                    "group lemmy_federation has no sender process%s, so no activity would leave this instance; "
+                    "put at least one host in lemmy_federation, or set lemmy_federation_enabled: false" % self.excluded_from("lemmy_federation")
                 )
             return 0
 
@@ -692,8 +730,8 @@ class _Planner:
         members = groups["lemmy_scheduler"]
         if not members:
             self.problem(
-                "group lemmy_scheduler has no hosts; put exactly one host in it: without a scheduler hot ranks go stale, "
-                "bans never expire and dead instances are never revived"
+                "group lemmy_scheduler has no hosts%s; put exactly one host in it: without a scheduler hot ranks go stale, "
+                "bans never expire and dead instances are never revived" % self.excluded_from("lemmy_scheduler")
             )
             return None
         if len(members) > 1:
@@ -712,7 +750,7 @@ class _Planner:
     def plan_pictrs(self, groups: dict[str, list[str]], settings: dict[str, t.Any], add: t.Callable[..., dict[str, t.Any]]) -> list[str]:
         members = groups["pictrs"]
         if not members:
-            self.problem("group pictrs has no hosts; put one host in it to store and serve the instance's images")
+            self.problem("group pictrs has no hosts%s; put one host in it to store and serve the instance's images" % self.excluded_from("pictrs"))
         elif len(members) > 1 and settings["pictrs_repo_type"] == "sled":
             self.problem(
                 "group pictrs has %d hosts (%s) but pictrs_repo_type is sled, a local file that cannot be shared; "
@@ -747,8 +785,8 @@ class _Planner:
             address = external
         else:
             self.problem(
-                "no database: group lemmy_db has no host and lemmy_database_host is not set; put one host in lemmy_db, "
-                "or set lemmy_database_host to your external PostgreSQL server"
+                "no database: group lemmy_db has no host%s and lemmy_database_host is not set; put one host in lemmy_db, "
+                "or set lemmy_database_host to your external PostgreSQL server" % self.excluded_from("lemmy_db")
             )
 
         lemmy_count = sum(1 for p in processes if p["kind"] in ("api", "federation", "scheduler"))
@@ -810,9 +848,13 @@ def build_plan(
     host_vars: t.Mapping[str, t.Any],
     settings: t.Mapping[str, t.Any],
     known_versions: t.Sequence[str] | None = None,
+    excluded_hosts: t.Sequence[str] | None = None,
 ) -> dict[str, t.Any]:
-    """Plan the fleet, or raise PlanError listing every problem."""
-    return _Planner(groups, host_vars, settings, known_versions).run()
+    """Plan the fleet, or raise PlanError listing every problem.
+
+    ``excluded_hosts`` (lemmy_plan_excluded_hosts) are taken out of every group before planning.
+    """
+    return _Planner(groups, host_vars, settings, known_versions, excluded_hosts).run()
 
 
 def render_table(plan: t.Mapping[str, t.Any]) -> list[str]:

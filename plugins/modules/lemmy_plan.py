@@ -81,6 +81,14 @@ options:
       - Defaults to the releases this collection knows, 0.19.0 to 0.19.20.
     type: list
     elements: str
+  excluded_hosts:
+    description:
+      - Inventory host names to take out of every group before planning (C(lemmy_plan_excluded_hosts)), for example hosts
+        found unreachable. Their processes are not planned, so nginx never lists them.
+      - The plan carries them as C(excluded_hosts) and warns about them. A name that no group holds only warns.
+      - Must be a list of host names.
+    type: raw
+    default: []
 notes:
   - The per-process rate limits are C(ceil(wanted / API processes)) for the count keys when
     C(nginx_api_balancing=round_robin), because Lemmy counts requests in each process's memory; the
@@ -207,6 +215,11 @@ plan:
       description: The nginx balancing method for the API pool.
       type: str
       sample: round_robin
+    excluded_hosts:
+      description: The hosts left out by O(excluded_hosts), sorted.
+      type: list
+      elements: str
+      sample: ["web2"]
     warnings:
       description: Things that work but deserve a look.
       type: list
@@ -256,6 +269,7 @@ def run_module(module: AnsibleModule) -> dict[str, t.Any]:
             module.params["host_vars"] or {},
             module.params["settings"],
             module.params["known_versions"],
+            module.params["excluded_hosts"],
         )
     except PlanError as error:
         for warning in error.warnings:
@@ -273,6 +287,7 @@ def main() -> None:
             "host_vars": {"type": "dict", "default": {}},
             "settings": {"type": "dict", "required": True},
             "known_versions": {"type": "list", "elements": "str"},
+            "excluded_hosts": {"type": "raw", "default": []},
         },
         supports_check_mode=True,
     )

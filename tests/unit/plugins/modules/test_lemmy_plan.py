@@ -90,6 +90,15 @@ def test_injected_known_versions(capsys: pytest.CaptureFixture[str]) -> None:
     assert result["problems"] == ['lemmy_version is "0.19.19", which is not a release this collection knows (0.19.20); set it to one of them such as "0.19.20"']
 
 
+def test_excluded_hosts_leave_the_plan_and_are_named(capsys: pytest.CaptureFixture[str]) -> None:
+    result = run(capsys, {"groups": GROUPS, "host_vars": HOST_VARS, "settings": SETTINGS, "excluded_hosts": ["web2"]})
+    plan = result["plan"]
+    assert plan["excluded_hosts"] == ["web2"]
+    assert plan["upstreams"]["api"] == ["10.0.0.11:8536", "10.0.0.11:8537"]
+    assert "web2" not in plan["hosts"]
+    assert "planning without web2" in json.dumps(result["warnings"])
+
+
 # --------------------------------------------------------------------------- the playbook, end to end
 
 _HERE = Path(__file__).resolve()
@@ -153,6 +162,18 @@ def test_example_inventories_plan_cleanly(tmp_path: Path, example: str, api: int
     assert plan["scheduler"]["host"] == scheduler_host
     assert plan["warnings"] == []
     assert "%d/%d" % (senders, senders) in result.stdout
+
+
+def test_playbook_excludes_the_hosts_named_in_lemmy_plan_excluded_hosts(tmp_path: Path) -> None:
+    out = tmp_path / "plan.json"
+    extra = json.dumps({"lemmy_plan_excluded_hosts": ["web3"], "lemmy_plan_file": str(out)})
+    result = _run_plan(tmp_path, _ROOT / "inventories" / "examples" / "medium", "-e", extra)
+    assert result.returncode == 0, result.stdout + result.stderr
+    plan = json.loads(out.read_text())
+    assert plan["excluded_hosts"] == ["web3"]
+    assert "web3" not in plan["hosts"]
+    assert not [u for u in plan["upstreams"]["api"] + plan["upstreams"]["ui"] if u.startswith("10.0.0.23:")]
+    assert "planning without web3" in result.stdout + result.stderr
 
 
 def test_playbook_never_prints_the_password_and_fails_listing_problems(tmp_path: Path) -> None:
