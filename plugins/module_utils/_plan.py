@@ -88,15 +88,82 @@ SETTING_DEFAULTS = {
     "lemmy_database_pool_size": 10,
     "lemmy_database_max_connections": 200,
     "lemmy_database_reserved_connections": 10,
-    "pictrs_database_pool_size": 16,
+    # pict-rs 0.5 sizes its own Postgres pool from the CPUs it sees: the role caps them, the plan budgets the pool.
+    "pictrs_cpus": 4,
+    "nginx_static_origin": None,
     "lemmy_rate_limits": {},
     "lemmy_federation_enabled": True,
+    # Derived in a no_log task, never the secrets themselves: {name: {kind, length, differs_on}}.
+    "secret_facts": {},
 }
+
+# Settings that are no longer read, with the one that replaces each.
+DROPPED_SETTINGS = {
+    "pictrs_database_pool_size": (
+        "pict-rs 0.5 has no pool-size setting, it opens 8 x CPUs + min(CPUs, 4) connections per process; "
+        "remove it and set pictrs_cpus instead (default 4, so 36 connections per pict-rs process)"
+    ),
+}
+
+# The variables the plan reads once for the whole fleet (on the controller). Every host must see the
+# same value, or the roles that read it on a host would disagree with the plan. playbooks/tasks/plan.yml
+# passes each host's effective value of these (a unit test keeps both lists equal).
+PLAN_LEVEL_KEYS = (
+    "lemmy_domain",
+    "lemmy_version",
+    "lemmy_ui_version",
+    "pictrs_repo_type",
+    "pictrs_cpus",
+    "pictrs_database_pool_size",
+    "lemmy_ui_static_strategy",
+    "lemmy_ui_static_bucket",
+    "lemmy_ui_static_s3_endpoint",
+    "nginx_static_origin",
+    "nginx_api_balancing",
+    "nginx_trusted_proxies",
+    "lemmy_database_host",
+    "lemmy_database_pool_size",
+    "lemmy_database_max_connections",
+    "lemmy_database_reserved_connections",
+    "lemmy_rate_limits",
+    "lemmy_federation_enabled",
+)
+
+# Secrets: the plan sees only their kind, length and the hosts whose value differs from the controller's.
+SECRET_KEYS = (
+    "lemmy_database_password",
+    "pictrs_api_key",
+    "lemmy_admin_password",
+    "lemmy_ui_static_s3_access_key",
+    "lemmy_ui_static_s3_secret_key",
+)
+SECRET_KINDS = ("missing", "string", "integer", "float", "boolean", "list", "mapping", "other")
+# Lemmy's own limits for a local user's password (crates/utils/src/utils/validation.rs).
+ADMIN_PASSWORD_LENGTH = (10, 60)
+# The postgresql role refuses a shorter database password; it reads this bound from the plan
+# (database.password_min_length), so the rule has one source.
+DATABASE_PASSWORD_MIN_LENGTH = 12
+
+# Per-host count variables and the group whose hosts read them.
+COUNT_GROUPS = (
+    ("lemmy_api_processes", "lemmy_api"),
+    ("lemmy_ui_processes", "lemmy_ui"),
+    ("lemmy_federation_processes", "lemmy_federation"),
+    ("lemmy_federation_indices", "lemmy_federation"),
+    ("lemmy_scheduler_processes", "lemmy_scheduler"),
+)
+# More processes of one kind on one host than this is a typo, not a plan (and would exhaust the controller).
+MAX_PROCESSES_PER_HOST = 256
+MAX_PICTRS_CPUS = 1024
 
 HOST_VAR_DEFAULTS = {
     "lemmy_api_base_port": 8536,
     "lemmy_ui_base_port": 1234,
     "pictrs_port": 8080,
+    # roles/nginx/defaults/main.yml (a unit test keeps them equal)
+    "nginx_listen_port": 80,
+    "nginx_tls_port": 443,
+    "nginx_tls_enabled": False,
 }
 HOST_VAR_KEYS = (
     "inventory_hostname",
@@ -110,10 +177,18 @@ HOST_VAR_KEYS = (
     "lemmy_api_base_port",
     "lemmy_ui_base_port",
     "pictrs_port",
+    "nginx_listen_port",
+    "nginx_tls_enabled",
+    "nginx_tls_port",
 )
 
 _CLEAN_INT = re.compile(r"^\s*[0-9]+\s*$")
 _DOMAIN = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")
+# S3 bucket names: 3-63 characters of lowercase letters, digits, dots and hyphens, alphanumeric at both ends.
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+# What roles/nginx accepts for nginx_static_origin: a scheme and an authority, no path.
+_ORIGIN = re.compile(r"^https?://[^/\s?#]+$")
+_URL = re.compile(r"^https?://[^/\s?#]+(/\S*)?$")
 _BOOL_STRINGS = {"true": True, "yes": True, "on": True, "1": True, "false": False, "no": False, "off": False, "0": False}
 
 
@@ -204,16 +279,69 @@ def _suggest_count(value: t.Any) -> int:
     words = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8}
     if isinstance(value, str) and value.strip().lower() in words:
         return words[value.strip().lower()]
-    if isinstance(value, float) and value >= 1 and value == int(value):
-        return int(value)
-    if isinstance(value, str):
+    number: float | None = None
+    if isinstance(value, float) and not isinstance(value, bool):
+        number = value
+    elif isinstance(value, str):
         try:
             number = float(value)
         except ValueError:
             return 2
-        if number >= 1 and number == int(number):
-            return int(number)
-    return 2 if value != 0 else 1
+    if number is not None and math.isfinite(number) and 1 <= number <= MAX_PROCESSES_PER_HOST and number == int(number):
+        return int(number)
+    return 2 if (isinstance(value, bool) or value != 0) else 1
+
+
+def split_address(value: str) -> tuple[str, str | None]:
+    """Split an address as written into (host, port text or None).
+
+    Host names, IPv4 and bare IPv6 literals have no port; ``[v6]`` has none either; ``host:1``
+    and ``[v6]:1`` do. Raises ValueError for text that is neither (such as ``a:b:c``).
+    """
+    text = value.strip()
+    if text.startswith("["):
+        match = re.match(r"^\[([^\]]+)\](?::(.*))?$", text)
+        if not match:
+            raise ValueError("unbalanced brackets")
+        ipaddress.IPv6Address(match.group(1).split("%")[0])
+        return match.group(1), match.group(2)
+    if text.count(":") >= 2:
+        ipaddress.IPv6Address(text.split("%")[0])
+        return text, None
+    if ":" in text:
+        host, port = text.split(":", 1)
+        return host, port
+    return text, None
+
+
+def bucket_name_problem(name: str) -> str | None:
+    """What S3's bucket naming rules say against ``name``, or None when it is a valid name."""
+    if not 3 <= len(name) <= 63:
+        return "it has %d characters and S3 allows 3 to 63" % len(name)
+    if not _BUCKET.match(name):
+        return "S3 allows only lowercase letters, digits, dots and hyphens, starting and ending with a letter or digit"
+    if ".." in name:
+        return "S3 forbids two dots in a row"
+    if re.match(r"^\d+\.\d+\.\d+\.\d+$", name):
+        return "S3 forbids names formatted as an IP address"
+    for prefix in ("xn--", "sthree-", "amzn-s3-demo-"):
+        if name.startswith(prefix):
+            return 'S3 reserves the prefix "%s"' % prefix
+    for suffix in ("-s3alias", "--ol-s3", "--x-s3", "--table-s3", ".mrap"):
+        if name.endswith(suffix):
+            return 'S3 reserves the suffix "%s"' % suffix
+    return None
+
+
+def pictrs_pool_size(cpus: int) -> int:
+    """Connections one pict-rs 0.5 process opens to Postgres: 8 x CPUs + min(CPUs, 4)."""
+    return 8 * cpus + min(cpus, 4)
+
+
+def _hosts_text(hosts: t.Sequence[str], limit: int = 6) -> str:
+    shown = list(hosts[:limit])
+    more = len(hosts) - len(shown)
+    return ", ".join(shown) + (" and %d more" % more if more > 0 else "")
 
 
 class _Planner:
@@ -226,6 +354,7 @@ class _Planner:
         settings: t.Mapping[str, t.Any],
         known_versions: t.Sequence[str] | None,
         excluded_hosts: t.Any = None,
+        host_settings: t.Any = None,
     ) -> None:
         self.raw_groups = groups if isinstance(groups, t.Mapping) else {}
         self.raw_host_vars = host_vars if isinstance(host_vars, t.Mapping) else {}
@@ -239,6 +368,9 @@ class _Planner:
             self.problems.append("host_vars is %s; pass a mapping of host name to that host's variables" % show(host_vars))
         if not isinstance(settings, t.Mapping):
             self.problems.append("settings is %s; pass a mapping of the global variables" % show(settings))
+        self.raw_host_settings = host_settings if isinstance(host_settings, t.Mapping) else {}
+        if host_settings is not None and not isinstance(host_settings, t.Mapping):
+            self.problems.append("host_settings is %s; pass a mapping of host name to that host's values of the plan-level variables" % show(host_settings))
         self.excluded = self.read_excluded(excluded_hosts)
         # Group members before the exclusion, for the messages and the placement checks.
         self.inventory_groups: dict[str, list[str]] = {}
@@ -374,7 +506,7 @@ class _Planner:
 
     def read_settings(self) -> dict[str, t.Any]:
         out: dict[str, t.Any] = {}
-        unknown = sorted(k for k in self.raw_settings if k not in SETTING_DEFAULTS)
+        unknown = sorted((str(k) for k in self.raw_settings if k not in SETTING_DEFAULTS and k not in DROPPED_SETTINGS and k != "database_password_set"))
         if unknown:
             self.warn("settings: ignored unknown key(s) %s; known keys are %s" % (", ".join(unknown), ", ".join(sorted(SETTING_DEFAULTS))))
 
@@ -400,23 +532,15 @@ class _Planner:
                     % (out["ui_version"], out["version"])
                 )
 
-        password_set = parse_bool(self.raw_settings.get("database_password_set"))
-        if not password_set:
-            self.problem("lemmy_database_password is not set or is empty; set it in a vaulted file such as group_vars/all/vault.yml")
+        for key, replacement in DROPPED_SETTINGS.items():
+            if self.raw_settings.get(key) is not None:
+                self.problem("%s is set (%s) but no longer read: %s" % (key, show(self.raw_settings.get(key)), replacement))
 
         out["pictrs_repo_type"] = self.read_choice("pictrs_repo_type", PICTRS_REPO_TYPES)
         out["static_strategy"] = self.read_choice("lemmy_ui_static_strategy", STATIC_STRATEGIES)
         out["api_balancing"] = self.read_choice("nginx_api_balancing", API_BALANCING)
         if out["static_strategy"] == "object_storage":
-            for key in ("lemmy_ui_static_bucket", "lemmy_ui_static_s3_endpoint"):
-                value = self.setting(key)
-                if not isinstance(value, str) or not value.strip():
-                    hint = "the bucket name, such as lemmy-static" if key.endswith("bucket") else "the S3 endpoint URL, such as https://s3.example.org"
-                    self.problem(
-                        "%s is %s but lemmy_ui_static_strategy is object_storage; set it to %s, "
-                        "or choose another lemmy_ui_static_strategy (ip_hash, sticky, single)"
-                        % (key, "not set" if value is None else show(value), hint)
-                    )
+            self.read_object_storage()
 
         out["trusted_proxies"] = self.read_trusted_proxies()
 
@@ -430,6 +554,11 @@ class _Planner:
         if db_host is not None and (not isinstance(db_host, str) or any(c.isspace() for c in db_host.strip()) or "/" in db_host):
             self.problem("lemmy_database_host is %s; set it to the external PostgreSQL server's host name or address" % show(db_host))
             db_host = None
+        if isinstance(db_host, str):
+            fix = self.address_port_problem(db_host, lambda h, p: "set lemmy_database_host: %s and lemmy_database_port: %s" % (h, p))
+            if fix:
+                self.problem("lemmy_database_host is %s, %s" % (show(db_host), fix))
+                db_host = None
         out["database_host"] = db_host.strip() if isinstance(db_host, str) else None
         out["pool_size"] = self.read_setting_int("lemmy_database_pool_size")
         if out["pool_size"] is not None and out["pool_size"] < 2:
@@ -437,9 +566,66 @@ class _Planner:
             out["pool_size"] = None
         out["max_connections"] = self.read_setting_int("lemmy_database_max_connections")
         out["reserved"] = self.read_setting_int("lemmy_database_reserved_connections", minimum=0)
-        out["pictrs_pool_size"] = self.read_setting_int("pictrs_database_pool_size")
+        out["pictrs_cpus"] = self.read_setting_int("pictrs_cpus")
+        if out["pictrs_cpus"] is not None and out["pictrs_cpus"] > MAX_PICTRS_CPUS:
+            self.problem("pictrs_cpus is %d; set it to the CPUs pict-rs may use, at most %d, such as 4" % (out["pictrs_cpus"], MAX_PICTRS_CPUS))
+            out["pictrs_cpus"] = None
+        out["pictrs_pool_size"] = pictrs_pool_size(out["pictrs_cpus"]) if out["pictrs_cpus"] is not None else None
         out["rate_limits_wanted"] = self.read_rate_limits(out["version"])
         return out
+
+    def read_object_storage(self) -> None:
+        """lemmy_ui_static_strategy: object_storage needs a valid bucket, an http(s) endpoint and an origin nginx can proxy to."""
+        other = "or choose another lemmy_ui_static_strategy (ip_hash, sticky, single)"
+        bucket = self.setting("lemmy_ui_static_bucket")
+        if not isinstance(bucket, str) or not bucket.strip():
+            self.problem(
+                "lemmy_ui_static_bucket is %s but lemmy_ui_static_strategy is object_storage; set it to the bucket name, such as lemmy-static, %s"
+                % ("not set" if bucket is None else show(bucket), other)
+            )
+        else:
+            wrong = bucket_name_problem(bucket)
+            if wrong:
+                self.problem("lemmy_ui_static_bucket is %s, which S3 refuses (%s); choose a name such as lemmy-static" % (show(bucket), wrong))
+        endpoint = self.setting("lemmy_ui_static_s3_endpoint")
+        if not isinstance(endpoint, str) or not endpoint.strip():
+            self.problem(
+                "lemmy_ui_static_s3_endpoint is %s but lemmy_ui_static_strategy is object_storage; set it to the S3 endpoint URL, "
+                "such as https://s3.example.org, %s" % ("not set" if endpoint is None else show(endpoint), other)
+            )
+        elif not _URL.match(endpoint.strip()):
+            self.problem(
+                "lemmy_ui_static_s3_endpoint is %s, which is not an http:// or https:// URL; write it with its scheme, such as https://%s"
+                % (show(endpoint), endpoint.strip().split("://")[-1].strip("/") or "s3.example.org")
+            )
+        origin = self.setting("nginx_static_origin")
+        if not isinstance(origin, str) or not origin.strip():
+            self.problem(
+                "nginx_static_origin is %s but lemmy_ui_static_strategy is object_storage; set it to the S3 base URL as the proxy hosts "
+                "reach it, such as https://s3.example.org (nginx proxies /static/ to <origin>/<bucket>/static/), %s"
+                % ("not set" if origin is None else show(origin), other)
+            )
+        elif not _ORIGIN.match(origin.strip()):
+            hint = origin.strip().rstrip("/")
+            if not re.match(r"^https?://", hint):
+                hint = "https://" + hint.split("://")[-1]
+            hint = re.sub(r"^(https?://[^/]+).*$", r"\1", hint)
+            self.problem(
+                "nginx_static_origin is %s; set it to the scheme and host of the S3 server only, without a path, such as %s"
+                % (show(origin), hint if _ORIGIN.match(hint) else "https://s3.example.org")
+            )
+
+    def address_port_problem(self, value: str, port_fix: t.Callable[[str, str], str]) -> str | None:
+        """What is wrong with an address, as a message tail, or None. ``port_fix(host, port)`` says how to fix a port."""
+        try:
+            host, port = split_address(value)
+        except ValueError:
+            return "which is neither a host name nor an IP address; write a host name, an IPv4 address or an IPv6 address (bracketed or bare)"
+        if port is not None:
+            return "which carries a port; %s" % port_fix(host, port or "its port")
+        if not host:
+            return "which has no host; write a host name or IP address"
+        return None
 
     def read_trusted_proxies(self) -> list[str]:
         value = self.setting("nginx_trusted_proxies")
@@ -488,21 +674,40 @@ class _Planner:
 
     # ------------------------------------------------------------------ hosts
     def address_of(self, host: str) -> str:
+        fixes: dict[str, t.Callable[[str, str], str]] = {
+            "lemmy_host_address": lambda h, p: (
+                "give the address alone (lemmy_host_address: %s): the ports come from lemmy_api_base_port, lemmy_ui_base_port and pictrs_port" % h
+            ),
+            "ansible_host": lambda h, p: "set ansible_host: %s and ansible_port: %s" % (h, p),
+        }
+        address: str | None = None
         for key in ("lemmy_host_address", "ansible_host"):
             value = self.host_var(host, key)
             if value is None or (isinstance(value, str) and not value.strip()):
                 continue
             if not isinstance(value, str) or any(c.isspace() for c in value.strip()) or "/" in value:
                 self.problem("host %s: %s is %s; set it to a host name or IP address other hosts can reach it by" % (host, key, show(value)))
-                return host
-            return value.strip()
-        return host
+                address = address or host
+                continue
+            wrong = self.address_port_problem(value, fixes[key])
+            if wrong:
+                self.problem("host %s: %s is %s, %s" % (host, key, show(value), wrong))
+                address = address or host
+                continue
+            address = address or value.strip()
+        return address or host
 
     def count_of(self, host: str, key: str, group: str) -> int | None:
         value = self.host_var(host, key)
         if value is None:
             return 1
         number = parse_positive_int(value)
+        if number is not None and number > MAX_PROCESSES_PER_HOST:
+            self.problem(
+                "host %s: %s is %d; at most %d processes of one kind run on one host, spread them over more hosts of group %s"
+                % (host, key, number, MAX_PROCESSES_PER_HOST, group)
+            )
+            return None
         if number is None:
             if value == 0 or value == "0":
                 self.problem("host %s: %s is 0; set it to a positive integer such as 1, or remove %s from group %s" % (host, key, host, group))
@@ -521,16 +726,154 @@ class _Planner:
             return None
         return number
 
+    def nginx_ports(self, groups: dict[str, list[str]]) -> list[tuple[str, str, int]]:
+        """(host, name, port) of every port nginx listens on, from the nginx role's variables of each proxy host."""
+        ports: list[tuple[str, str, int]] = []
+        for host in groups["lemmy_proxy"]:
+            listen = self.port_of(host, "nginx_listen_port")
+            if listen is not None:
+                ports.append((host, "nginx (nginx_listen_port)", listen))
+            raw = self.host_var(host, "nginx_tls_enabled")
+            tls = False if raw is None else parse_bool(raw)
+            if tls is None:
+                self.problem("host %s: nginx_tls_enabled is %s; set it to true or false" % (host, show(raw)))
+            elif tls:
+                port = self.port_of(host, "nginx_tls_port")
+                if port is not None:
+                    ports.append((host, "nginx (nginx_tls_port)", port))
+        return ports
+
+    def check_counts_outside_their_group(self, groups: dict[str, list[str]]) -> None:
+        """A count on a host outside the group that reads it would be silently ignored: refuse it."""
+        for host in sorted(self.raw_host_vars, key=lambda h: natural_key(str(h))):
+            if not isinstance(host, str) or host in self.excluded:
+                continue
+            for key, group in COUNT_GROUPS:
+                if group == "lemmy_federation" and parse_bool(self.setting("lemmy_federation_enabled")) is False:
+                    continue  # parked while federation is off: nothing plans senders, and the counts wait for it to return
+                value = self.host_var(host, key)
+                if value is not None and host not in groups[group]:
+                    self.problem(
+                        "host %s: %s is set (%s) but %s is not in group %s, so nothing would read it; add %s to group %s, "
+                        "or remove %s from the host (and from any group_vars that reach it)" % (host, key, show(value), host, group, host, group, key)
+                    )
+
+    def check_host_settings(self, every_host: list[str]) -> None:
+        """Plan-level variables must have one value: the controller's, which the plan reads, on every planned host."""
+        for key in PLAN_LEVEL_KEYS:
+            controller = self.raw_settings.get(key)
+            wanted = show(controller)
+            values: dict[str, list[str]] = {}
+            shown: dict[str, t.Any] = {}
+            for host in every_host:
+                mine = self.raw_host_settings.get(host)
+                if not isinstance(mine, t.Mapping) or key not in mine:
+                    continue
+                text = show(mine[key])
+                if text != wanted:
+                    values.setdefault(text, []).append(host)
+                    shown[text] = mine[key]
+            if not values:
+                continue
+            where = "; ".join("%s on %s" % ("not set" if shown[text] is None else text, _hosts_text(hosts)) for text, hosts in sorted(values.items()))
+            if key in DROPPED_SETTINGS:
+                self.problem("%s is set on hosts (%s) but no longer read: %s" % (key, where, DROPPED_SETTINGS[key]))
+                continue
+            self.problem(
+                "%s differs between hosts and the controller: %s, but %s on the controller, whose value the plan uses for the whole fleet; "
+                "set it only in group_vars/all (or with -e), not on a group below all or on a host" % (key, where, "not set" if controller is None else wanted)
+            )
+
+    def secret_fact(self, facts: t.Mapping[str, t.Any], name: str) -> tuple[str, int | None, list[str]]:
+        """(kind, length or None when unknown, hosts whose value differs) for one secret."""
+        fact = facts.get(name)
+        if not isinstance(fact, t.Mapping):
+            if name == "lemmy_database_password" and name not in facts:
+                # Older callers pass only whether the password is set.
+                return ("string" if parse_bool(self.raw_settings.get("database_password_set")) else "missing"), None, []
+            return "missing", 0, []
+        kind = fact.get("kind")
+        kind = kind if isinstance(kind, str) and kind in SECRET_KINDS else "other"
+        length = fact.get("length")
+        length = length if isinstance(length, int) and not isinstance(length, bool) and length >= 0 else None
+        differs = fact.get("differs_on")
+        hosts = [h for h in differs if isinstance(h, str)] if isinstance(differs, t.Sequence) and not isinstance(differs, str) else []
+        return kind, length, hosts
+
+    def check_secrets(self, groups: dict[str, list[str]], settings: dict[str, t.Any], every_host: list[str]) -> None:
+        facts = self.raw_settings.get("secret_facts")
+        if facts is None:
+            facts = {}
+        if not isinstance(facts, t.Mapping):
+            self.problem("secret_facts is %s; pass a mapping of secret name to {kind, length, differs_on}" % show(facts))
+            facts = {}
+        required = ["lemmy_database_password", "pictrs_api_key", "lemmy_admin_password"]
+        if settings["static_strategy"] == "object_storage":
+            required += ["lemmy_ui_static_s3_access_key", "lemmy_ui_static_s3_secret_key"]
+        planned = set(every_host)
+        for name in required:
+            kind, length, differs = self.secret_fact(facts, name)
+            why = " (lemmy_ui_static_strategy is object_storage)" if name.startswith("lemmy_ui_static_s3_") else ""
+            if kind == "missing" or (kind == "string" and length == 0):
+                self.problem("%s is not set or is empty%s; set it in a vaulted file such as group_vars/all/vault.yml" % (name, why))
+                continue
+            if kind in ("integer", "float"):
+                self.problem(
+                    '%s is a bare YAML number (%s), not a string; quote it, as %s: "...", since YAML reads unquoted digits as a number '
+                    "and drops leading zeros" % (name, "an integer" if kind == "integer" else "a float", name)
+                )
+                continue
+            if kind == "boolean":
+                self.problem('%s is a YAML boolean (an unquoted yes, no, true or false), not a string; quote it, as %s: "..."' % (name, name))
+                continue
+            if kind != "string":
+                self.problem("%s is a %s, not a string; set it to one string in a vaulted file" % (name, "value of another kind" if kind == "other" else kind))
+                continue
+            if name == "lemmy_admin_password" and length is not None and not ADMIN_PASSWORD_LENGTH[0] <= length <= ADMIN_PASSWORD_LENGTH[1]:
+                self.problem(
+                    "lemmy_admin_password has %d characters; Lemmy accepts %d to %d, choose one of that length"
+                    % (length, ADMIN_PASSWORD_LENGTH[0], ADMIN_PASSWORD_LENGTH[1])
+                )
+            if name == "lemmy_database_password" and groups["lemmy_db"] and length is not None and length < DATABASE_PASSWORD_MIN_LENGTH:
+                self.problem(
+                    "lemmy_database_password has %d characters, but the postgresql role on %s refuses fewer than %d; choose a longer one"
+                    % (length, groups["lemmy_db"][0], DATABASE_PASSWORD_MIN_LENGTH)
+                )
+            elsewhere = sorted((h for h in differs if h in planned), key=natural_key)
+            if elsewhere:
+                self.problem(
+                    "%s has another value on %s than on the controller, whose value the plan checks (values not shown); "
+                    "set it only in group_vars/all (or a vault file there), not on a group below all or on a host" % (name, _hosts_text(elsewhere))
+                )
+
+    def check_shared_addresses(self, addresses: dict[str, str]) -> None:
+        owners: dict[str, list[str]] = {}
+        for host, address in addresses.items():
+            key = address.strip("[]").lower()
+            try:
+                key = str(ipaddress.ip_address(key.split("%")[0]))
+            except ValueError:
+                pass
+            owners.setdefault(key, []).append(host)
+        for key in sorted(owners):
+            hosts = sorted(owners[key], key=natural_key)
+            if len(hosts) > 1:
+                self.problem(
+                    "hosts %s all have the address %s, so their processes and ports would collide on one machine; give each host its own "
+                    "ansible_host or lemmy_host_address, or merge them into one inventory host in several groups" % (" and ".join(hosts), addresses[hosts[0]])
+                )
+
     # ------------------------------------------------------------------ the plan
     def run(self) -> dict[str, t.Any]:
         groups = self.read_groups()
         settings = self.read_settings()
 
         every_host = sorted({h for name in GROUP_NAMES for h in groups[name]}, key=natural_key)
-        for host in sorted(self.raw_host_vars, key=lambda h: natural_key(str(h))):
-            if host not in groups["lemmy_federation"] and self.host_var(host, "lemmy_federation_indices") is not None:
-                self.warn("host %s: lemmy_federation_indices is set but %s is not in group lemmy_federation; the pin is ignored" % (host, host))
+        self.check_counts_outside_their_group(groups)
+        self.check_host_settings(every_host)
+        self.check_secrets(groups, settings, every_host)
         addresses = {host: self.address_of(host) for host in every_host}
+        self.check_shared_addresses(addresses)
         processes: list[dict[str, t.Any]] = []
 
         def add(host: str, kind: str, name: str, slot: int, port: int | None, args: t.Sequence[str]) -> dict[str, t.Any]:
@@ -577,7 +920,7 @@ class _Planner:
         database = self.plan_database(groups, settings, addresses, processes)
 
         processes.sort(key=lambda p: (natural_key(p["host"]), KIND_ORDER.index(p["kind"]), p["slot"]))
-        self.check_ports(processes)
+        self.check_ports(processes, self.nginx_ports(groups))
 
         api = [p for p in processes if p["kind"] == "api"]
         ui = [p for p in processes if p["kind"] == "ui"]
@@ -608,7 +951,7 @@ class _Planner:
             },
             "federation": {"enabled": settings["federation_enabled"], "count": shard_count},
             "scheduler": scheduler,
-            "pictrs": {"repo_type": settings["pictrs_repo_type"], "hosts": pictrs_hosts},
+            "pictrs": {"repo_type": settings["pictrs_repo_type"], "hosts": pictrs_hosts, "cpus": settings["pictrs_cpus"]},
             "database": database,
             "rate_limits": rate_limits,
             "trusted_proxies": settings["trusted_proxies"],
@@ -792,7 +1135,7 @@ class _Planner:
         lemmy_count = sum(1 for p in processes if p["kind"] in ("api", "federation", "scheduler"))
         pictrs_count = sum(1 for p in processes if p["kind"] == "pictrs") if settings["pictrs_repo_type"] == "postgres" else 0
         pool = settings["pool_size"]
-        pictrs_pool = settings["pictrs_pool_size"]
+        pictrs_pool = settings["pictrs_pool_size"] if pictrs_count else 0
         maximum = settings["max_connections"]
         reserved = settings["reserved"]
         needed: int | None = None
@@ -804,7 +1147,12 @@ class _Planner:
             fix = "raise lemmy_database_max_connections to at least %d" % (needed + reserved)
             if fit >= 2:
                 fix = "lower lemmy_database_pool_size to %d or %s" % (fit, fix)
-            pictrs_part = " + %d pict-rs x pictrs_database_pool_size %d" % (pictrs_count, pictrs_pool) if pictrs_count else ""
+            if pictrs_count and settings["pictrs_cpus"] > 1:
+                fix += ", or lower pictrs_cpus"
+            pictrs_part = ""
+            if pictrs_count:
+                cpus = settings["pictrs_cpus"]
+                pictrs_part = " + %d pict-rs x %d (8 x pictrs_cpus %d + %d)" % (pictrs_count, pictrs_pool, cpus, min(cpus, 4))
             self.problem(
                 "database: the plan needs %d connections (%d lemmy_server processes x lemmy_database_pool_size %d%s) "
                 "but lemmy_database_max_connections %d leaves only %d after %d reserved; %s"
@@ -815,23 +1163,31 @@ class _Planner:
             "address": address,
             "managed": bool(members),
             "pool_size": pool,
-            "pictrs_pool_size": pictrs_pool if pictrs_count else 0,
+            "pictrs_pool_size": pictrs_pool if pictrs_count and pictrs_pool is not None else 0,
+            "password_min_length": DATABASE_PASSWORD_MIN_LENGTH,
             "max_connections": maximum,
             "reserved": reserved,
             "connections_needed": needed,
         }
 
-    def check_ports(self, processes: list[dict[str, t.Any]]) -> None:
-        users: dict[tuple[str, int], list[str]] = {}
+    def check_ports(self, processes: list[dict[str, t.Any]], nginx: t.Sequence[tuple[str, str, int]] = ()) -> None:
+        users: dict[tuple[str, int], list[tuple[str, str]]] = {}
+        port_keys = {"api": "lemmy_api_base_port", "ui": "lemmy_ui_base_port", "pictrs": "pictrs_port"}
+        for host, name, port in nginx:
+            users.setdefault((host, port), []).append((name, name[len("nginx (") : -1]))
         for proc in processes:
             if proc["port"] is not None:
-                users.setdefault((proc["host"], proc["port"]), []).append(proc["name"])
-        for (host, port), names in sorted(users.items(), key=lambda item: (natural_key(item[0][0]), item[0][1])):
-            if len(names) > 1:
-                self.problem(
-                    "host %s: %s %s want port %d; change lemmy_api_base_port, lemmy_ui_base_port or pictrs_port on %s so the port ranges do not overlap"
-                    % (host, " and ".join(names), "both" if len(names) == 2 else "all", port, host)
-                )
+                users.setdefault((proc["host"], proc["port"]), []).append((proc["name"], port_keys[proc["kind"]]))
+        for (host, port), owners in sorted(users.items(), key=lambda item: (natural_key(item[0][0]), item[0][1])):
+            if len(owners) < 2:
+                continue
+            names = [name for name, _key in owners]
+            keys = sorted({key for _name, key in owners})
+            if any(key.startswith("nginx_") for key in keys):
+                fix = "change %s on %s so the ports differ" % (" or ".join(keys), host)
+            else:
+                fix = "change lemmy_api_base_port, lemmy_ui_base_port or pictrs_port on %s so the port ranges do not overlap" % host
+            self.problem("host %s: %s %s want port %d; %s" % (host, " and ".join(names), "both" if len(names) == 2 else "all", port, fix))
 
     def plan_rate_limits(self, settings: dict[str, t.Any], api_count: int) -> dict[str, int]:
         wanted = settings["rate_limits_wanted"]
@@ -839,7 +1195,7 @@ class _Planner:
             return dict(wanted)
         per_process = dict(wanted)
         for key in RATE_LIMIT_COUNT_KEYS:
-            per_process[key] = int(math.ceil(wanted[key] / float(api_count)))
+            per_process[key] = -(-wanted[key] // api_count)
         return per_process
 
 
@@ -849,12 +1205,15 @@ def build_plan(
     settings: t.Mapping[str, t.Any],
     known_versions: t.Sequence[str] | None = None,
     excluded_hosts: t.Sequence[str] | None = None,
+    host_settings: t.Mapping[str, t.Any] | None = None,
 ) -> dict[str, t.Any]:
     """Plan the fleet, or raise PlanError listing every problem.
 
     ``excluded_hosts`` (lemmy_plan_excluded_hosts) are taken out of every group before planning.
+    ``host_settings`` maps each host to its own values of PLAN_LEVEL_KEYS; any that differ from
+    ``settings`` (the controller's) are refused.
     """
-    return _Planner(groups, host_vars, settings, known_versions, excluded_hosts).run()
+    return _Planner(groups, host_vars, settings, known_versions, excluded_hosts, host_settings).run()
 
 
 def render_table(plan: t.Mapping[str, t.Any]) -> list[str]:

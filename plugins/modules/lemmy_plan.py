@@ -53,24 +53,43 @@ options:
       - C(lemmy_federation_indices) pins the shard index of each sender process on the host, one entry per process.
       - C(lemmy_api_base_port) (default 8536) and C(lemmy_ui_base_port) (default 1234) are the ports of slot 1;
         slot I(n) listens on base + I(n) - 1. C(pictrs_port) defaults to 8080.
+      - C(nginx_listen_port) (default 80), C(nginx_tls_enabled) (default false) and C(nginx_tls_port) (default 443),
+        the nginx role's variables, are read on the C(lemmy_proxy) hosts so that no process takes nginx's ports.
+      - A count set on a host outside the group that reads it (for example C(lemmy_api_processes) on a host not in
+        C(lemmy_api)) is refused. Addresses must not carry a port; IPv6 literals, bare or bracketed, are accepted.
+    type: dict
+    default: {}
+  host_settings:
+    description:
+      - Inventory host name to that host's own values of the plan-level variables (the keys of O(settings) except the
+        derived C(secret_facts) and C(database_password_set)). A key left out is not compared.
+      - Any value that differs from O(settings) (the controller's) is refused: the plan reads these once for the whole
+        fleet, so they belong in C(group_vars/all).
     type: dict
     default: {}
   settings:
     description:
       - The global variables, under their inventory names.
-      - Required are C(lemmy_domain), C(lemmy_version) and C(database_password_set).
-      - C(database_password_set) is a boolean saying that C(lemmy_database_password) is set and not empty.
-        Never pass the password itself.
+      - Required are C(lemmy_domain), C(lemmy_version) and C(secret_facts).
+      - C(secret_facts) describes the secrets C(lemmy_database_password), C(pictrs_api_key), C(lemmy_admin_password),
+        C(lemmy_ui_static_s3_access_key) and C(lemmy_ui_static_s3_secret_key) without their values, each as
+        C({kind, length, differs_on}): C(kind) is one of C(missing), C(string), C(integer), C(float), C(boolean), C(list),
+        C(mapping), C(other); C(length) the length of a string; C(differs_on) the hosts that see another value.
+        Never pass the secrets themselves.
+      - C(database_password_set), a boolean, stands for C(secret_facts.lemmy_database_password) when that is absent.
       - C(lemmy_ui_version) defaults to C(lemmy_version). Floating tags such as C(latest) are refused.
       - C(pictrs_repo_type) is C(sled) (default; exactly one pict-rs host) or C(postgres) (pict-rs 0.5+, several hosts).
       - C(lemmy_ui_static_strategy) is C(ip_hash) (default; no extra infrastructure, a client keeps its UI process),
-        C(object_storage) (needs C(lemmy_ui_static_bucket) and C(lemmy_ui_static_s3_endpoint)), C(sticky) or C(single).
+        C(object_storage) (needs a valid S3 C(lemmy_ui_static_bucket), an http(s) C(lemmy_ui_static_s3_endpoint), the S3 keys
+        and C(nginx_static_origin), an http(s) URL without a path), C(sticky) or C(single).
       - C(nginx_api_balancing) is C(round_robin) (default) or C(ip_hash). C(nginx_trusted_proxies) is a list of CIDRs
         (default empty); C(0.0.0.0/0) and C(::/0) are refused.
       - C(lemmy_database_pool_size) (default 10) is the pool of every lemmy_server process,
         C(lemmy_database_max_connections) (default 200) the PostgreSQL limit, C(lemmy_database_reserved_connections)
-        (default 10) what stays free for superuser and maintenance sessions, C(pictrs_database_pool_size) (default 16)
-        the connections budgeted for each pict-rs process with the postgres repo.
+        (default 10) what stays free for superuser and maintenance sessions.
+      - C(pictrs_cpus) (default 4) caps the CPUs of each pict-rs container; pict-rs 0.5 opens 8 x CPUs + min(CPUs, 4)
+        connections (36 for 4), budgeted per pict-rs process with the postgres repo. C(pictrs_database_pool_size) is
+        refused: pict-rs has no such setting.
       - C(lemmy_rate_limits) holds the wanted per-client limits under Lemmy's keys (defaults are Lemmy's).
         C(lemmy_federation_enabled) defaults to true. C(lemmy_database_host) names an external database server.
     type: dict
@@ -94,7 +113,7 @@ notes:
     C(nginx_api_balancing=round_robin), because Lemmy counts requests in each process's memory; the
     C(*_per_second) keys (refill intervals in seconds) are kept. With C(ip_hash) every key is kept.
   - C(database.connections_needed) is the pool size times every lemmy_server process (API, senders, scheduler),
-    plus C(pictrs_database_pool_size) for every pict-rs process when C(pictrs_repo_type=postgres). It must fit
+    plus 8 x C(pictrs_cpus) + min(C(pictrs_cpus), 4) for every pict-rs process when C(pictrs_repo_type=postgres). It must fit
     in C(lemmy_database_max_connections - lemmy_database_reserved_connections). The one-off migration process
     of a rolling upgrade runs while the scheduler is stopped, so it needs no extra budget.
 seealso:
@@ -120,7 +139,10 @@ EXAMPLES = r"""
     settings:
       lemmy_domain: lemmy.example.org
       lemmy_version: "0.19.20"
-      database_password_set: true
+      secret_facts:
+        lemmy_database_password: {kind: string, length: 32, differs_on: []}
+        pictrs_api_key: {kind: string, length: 32, differs_on: []}
+        lemmy_admin_password: {kind: string, length: 24, differs_on: []}
   register: __lemmy_plan_result
 
 - name: Show the placement
@@ -188,16 +210,17 @@ plan:
       type: dict
       sample: {host: work1, name: lemmy-scheduler}
     pictrs:
-      description: The pict-rs metadata repository type and hosts.
+      description: The pict-rs metadata repository type, hosts and the CPUs each pict-rs container may use.
       type: dict
-      sample: {repo_type: sled, hosts: [media1]}
+      sample: {repo_type: sled, hosts: [media1], cpus: 4}
     database:
       description:
         - The database server and its connection budget. C(managed) is true when a C(lemmy_db) host runs it.
         - C(pictrs_pool_size) is the budget per pict-rs process (0 with the sled repo).
+        - C(password_min_length) is the shortest database password the postgresql role accepts.
       type: dict
       sample: {host: db1, address: db1, managed: true, pool_size: 10, pictrs_pool_size: 0, max_connections: 200,
-               reserved: 10, connections_needed: 70}
+               reserved: 10, connections_needed: 70, password_min_length: 12}
     rate_limits:
       description: The rate limits to store in Lemmy's database, per API process.
       type: dict
@@ -270,6 +293,7 @@ def run_module(module: AnsibleModule) -> dict[str, t.Any]:
             module.params["settings"],
             module.params["known_versions"],
             module.params["excluded_hosts"],
+            module.params["host_settings"],
         )
     except PlanError as error:
         for warning in error.warnings:
@@ -285,6 +309,7 @@ def main() -> None:
         argument_spec={
             "groups": {"type": "dict", "required": True},
             "host_vars": {"type": "dict", "default": {}},
+            "host_settings": {"type": "dict", "default": {}},
             "settings": {"type": "dict", "required": True},
             "known_versions": {"type": "list", "elements": "str"},
             "excluded_hosts": {"type": "raw", "default": []},

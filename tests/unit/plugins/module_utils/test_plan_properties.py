@@ -18,6 +18,7 @@ SETTINGS = {
     "lemmy_domain": "lemmy.example.org",
     "lemmy_version": "0.19.20",
     "database_password_set": True,
+    "secret_facts": {"pictrs_api_key": {"kind": "string", "length": 32}, "lemmy_admin_password": {"kind": "string", "length": 24}},
     "lemmy_database_pool_size": 2,
     "lemmy_database_max_connections": 100000,
 }

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import copy
 import typing as t
 
 import pytest
@@ -12,6 +13,15 @@ import pytest
 from ansible_collections.fediscale.lemmy.plugins.module_utils._plan import PlanError, build_plan
 
 Inventory = t.Tuple[t.Dict[str, t.Any], t.Dict[str, t.Any], t.Dict[str, t.Any]]
+
+# What playbooks/tasks/plan.yml derives from the secrets: kind and length, never the values.
+SECRETS_SET = {
+    "lemmy_database_password": {"kind": "string", "length": 32, "differs_on": []},
+    "pictrs_api_key": {"kind": "string", "length": 32, "differs_on": []},
+    "lemmy_admin_password": {"kind": "string", "length": 24, "differs_on": []},
+    "lemmy_ui_static_s3_access_key": {"kind": "string", "length": 20, "differs_on": []},
+    "lemmy_ui_static_s3_secret_key": {"kind": "string", "length": 40, "differs_on": []},
+}
 
 
 def medium() -> Inventory:
@@ -30,7 +40,7 @@ def medium() -> Inventory:
         "web3": {"ansible_host": "10.0.0.23"},
         "work1": {"lemmy_federation_processes": 2},
     }
-    settings = {"lemmy_domain": "lemmy.example.org", "lemmy_version": "0.19.20", "database_password_set": True}
+    settings = {"lemmy_domain": "lemmy.example.org", "lemmy_version": "0.19.20", "secret_facts": copy.deepcopy(SECRETS_SET)}
     return groups, host_vars, settings
 
 

@@ -29,7 +29,12 @@ GROUPS = {
     "lemmy_db": ["db1"],
 }
 HOST_VARS = {"web1": {"ansible_host": "10.0.0.11", "lemmy_api_processes": 2}, "work1": {"lemmy_federation_processes": 3}}
-SETTINGS = {"lemmy_domain": "lemmy.example.org", "lemmy_version": "0.19.20", "database_password_set": True}
+SETTINGS = {
+    "lemmy_domain": "lemmy.example.org",
+    "lemmy_version": "0.19.20",
+    "database_password_set": True,
+    "secret_facts": {"pictrs_api_key": {"kind": "string", "length": 32}, "lemmy_admin_password": {"kind": "string", "length": 24}},
+}
 
 
 def run(capsys: pytest.CaptureFixture[str], args: dict[str, t.Any]) -> dict[str, t.Any]:
