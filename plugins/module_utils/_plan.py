@@ -155,6 +155,8 @@ COUNT_GROUPS = (
 # More processes of one kind on one host than this is a typo, not a plan (and would exhaust the controller).
 MAX_PROCESSES_PER_HOST = 256
 MAX_PICTRS_CPUS = 1024
+# PostgreSQL's MAX_BACKENDS: max_connections cannot be set higher.
+POSTGRESQL_MAX_CONNECTIONS = 262143
 
 HOST_VAR_DEFAULTS = {
     "lemmy_api_base_port": 8536,
@@ -565,6 +567,12 @@ class _Planner:
             self.problem("lemmy_database_pool_size is %d; Lemmy always opens at least 2 connections per process, set it to 2 or more" % out["pool_size"])
             out["pool_size"] = None
         out["max_connections"] = self.read_setting_int("lemmy_database_max_connections")
+        if out["max_connections"] is not None and out["max_connections"] > POSTGRESQL_MAX_CONNECTIONS:
+            self.problem(
+                "lemmy_database_max_connections is %d, above PostgreSQL's limit of %d; set it to what the server can hold, such as 200"
+                % (out["max_connections"], POSTGRESQL_MAX_CONNECTIONS)
+            )
+            out["max_connections"] = None
         out["reserved"] = self.read_setting_int("lemmy_database_reserved_connections", minimum=0)
         out["pictrs_cpus"] = self.read_setting_int("pictrs_cpus")
         if out["pictrs_cpus"] is not None and out["pictrs_cpus"] > MAX_PICTRS_CPUS:
@@ -859,8 +867,9 @@ class _Planner:
             hosts = sorted(owners[key], key=natural_key)
             if len(hosts) > 1:
                 self.problem(
-                    "hosts %s all have the address %s, so their processes and ports would collide on one machine; give each host its own "
-                    "ansible_host or lemmy_host_address, or merge them into one inventory host in several groups" % (" and ".join(hosts), addresses[hosts[0]])
+                    "hosts %s %s have the address %s, so their processes and ports would collide on one machine; give each host its own "
+                    "ansible_host or lemmy_host_address, or merge them into one inventory host in several groups"
+                    % (" and ".join(hosts), "both" if len(hosts) == 2 else "all", addresses[hosts[0]])
                 )
 
     # ------------------------------------------------------------------ the plan

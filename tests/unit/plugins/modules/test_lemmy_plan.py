@@ -14,9 +14,13 @@ import typing as t
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hyp_settings
+from hypothesis import strategies as st
 
 from ansible.module_utils.testing import patch_module_args
 
+from ansible_collections.fediscale.lemmy.plugins.module_utils._plan import HOST_VAR_KEYS, PLAN_LEVEL_KEYS
 from ansible_collections.fediscale.lemmy.plugins.modules import lemmy_plan
 
 GROUPS = {
@@ -102,6 +106,34 @@ def test_excluded_hosts_leave_the_plan_and_are_named(capsys: pytest.CaptureFixtu
     assert plan["upstreams"]["api"] == ["10.0.0.11:8536", "10.0.0.11:8537"]
     assert "web2" not in plan["hosts"]
     assert "planning without web2" in json.dumps(result["warnings"])
+
+
+_json_like = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=10)),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
+    max_leaves=8,
+)
+_SETTING_KEYS = sorted(set(PLAN_LEVEL_KEYS) | {"secret_facts", "database_password_set"})
+
+
+@hyp_settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    st.dictionaries(st.sampled_from(_SETTING_KEYS), _json_like, max_size=5),
+    st.dictionaries(st.sampled_from(["web1", "web2", "work1", "lb1"]), st.dictionaries(st.sampled_from(HOST_VAR_KEYS), _json_like, max_size=4), max_size=3),
+    st.dictionaries(st.sampled_from(["web1", "media1"]), st.dictionaries(st.sampled_from(PLAN_LEVEL_KEYS), _json_like, max_size=3), max_size=2),
+    _json_like,
+)
+def test_the_module_answers_any_input_with_a_plan_or_problems(
+    capsys: pytest.CaptureFixture[str], settings: dict[str, t.Any], host_vars: dict[str, t.Any], host_settings: dict[str, t.Any], excluded: t.Any
+) -> None:
+    args = {"groups": GROUPS, "host_vars": host_vars, "settings": dict(SETTINGS, **settings), "host_settings": host_settings, "excluded_hosts": excluded}
+    result = run(capsys, args)
+    assert "exception" not in result, result.get("exception")
+    if result.get("failed"):
+        assert result["problems"], result
+        assert result["msg"].splitlines()[0].startswith("The inventory cannot be planned: %d problem" % len(result["problems"]))
+    else:
+        assert result["plan"]["processes"]
 
 
 # --------------------------------------------------------------------------- the playbook, end to end
