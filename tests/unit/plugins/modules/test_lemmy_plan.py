@@ -239,3 +239,40 @@ def test_playbook_never_prints_the_password_and_fails_listing_problems(tmp_path:
     assert secret not in result.stdout + result.stderr
     assert 'host web2: lemmy_api_processes is \\"two\\"' in result.stdout or 'host web2: lemmy_api_processes is "two"' in result.stdout
     assert "lemmy_version is" in result.stdout
+
+
+@pytest.mark.parametrize("broken", [False, True], ids=["plans", "refuses"])
+def test_playbook_never_prints_any_secret_even_with_vvv(tmp_path: Path, broken: bool) -> None:
+    secrets = {
+        "lemmy_database_password": "db-secret-4f1c9e0a77",
+        "pictrs_api_key": "pictrs-secret-8b2d41",
+        "lemmy_admin_password": "admin-secret-3e9f" if not broken else "adm-9chr",
+        "lemmy_ui_static_s3_access_key": "s3-access-secret-5a6b",
+        "lemmy_ui_static_s3_secret_key": "s3-secret-secret-7c8d",
+    }
+    plain = {
+        "lemmy_domain": "lemmy.example.org",
+        "lemmy_version": "0.19.20",
+        "lemmy_ui_static_strategy": "object_storage",
+        "lemmy_ui_static_bucket": "lemmy-static",
+        "lemmy_ui_static_s3_endpoint": "https://s3.example.org",
+        "nginx_static_origin": "https://s3.example.org",
+    }
+    children = {name: {"hosts": {host: None for host in hosts}} for name, hosts in GROUPS.items()}
+    if broken:
+        # Another value on a group below all: refused by name, never by value.
+        children["lemmy_api"]["vars"] = {"pictrs_api_key": "group-secret-0d0d0d"}
+        secrets["group"] = "group-secret-0d0d0d"
+    inventory = tmp_path / "hosts.yml"
+    inventory.write_text(json.dumps({"all": {"vars": dict(plain, **{k: v for k, v in secrets.items() if k != "group"}), "children": children}}))
+    out = tmp_path / "plan.json"
+    result = _run_plan(tmp_path, inventory, "-vvv", "-e", "lemmy_plan_file=%s" % out)
+    text = result.stdout + result.stderr + (out.read_text() if out.exists() else "")
+    for value in secrets.values():
+        assert value not in text
+    if broken:
+        assert result.returncode != 0
+        assert "lemmy_admin_password has 8 characters; Lemmy accepts 10 to 60" in text
+        assert "pictrs_api_key has another value on web1, web2 than on the controller" in text
+    else:
+        assert result.returncode == 0, text
