@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The test suite, stage by stage. `make test` runs every stage in order:
-#   lint, sanity, units, unit, contract, molecule
+#   lint, sanity, units, unit, contract, package, molecule
 # Stages can be run alone: scripts/test.sh sanity
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -37,6 +37,10 @@ stage_molecule() {
     "$venv/bin/molecule" test -s "$scenario"
   done
 }
+stage_package() {
+  # Build the artifact, check it holds only the product, run it by FQCN, galaxy-importer it.
+  FEDISCALE_VENV="$venv" scripts/package_check.sh
+}
 stage_images() {
   tests/lab/build_images.sh
   PYTHON="$venv/bin/python" tests/stand_ins/build.sh
@@ -56,7 +60,7 @@ run_stage() {
 }
 
 stages=("$@")
-[ "${#stages[@]}" -eq 0 ] || [ "${stages[0]}" = all ] && stages=(lint sanity unit images contract molecule)
+[ "${#stages[@]}" -eq 0 ] || [ "${stages[0]}" = all ] && stages=(lint sanity unit images contract package molecule)
 passed=0; failed=0
 for s in "${stages[@]}"; do
   run_stage "$s"
