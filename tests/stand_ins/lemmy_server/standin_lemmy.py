@@ -41,6 +41,11 @@ V = _vt(VERSION)
 V_ENV_FLAGS = (0, 19, 4)      # env forms of the CLI flags, nodeinfo 2.1, sender asserts, all-disabled exit
 V_R_ACTIVITY = (0, 19, 7)     # site_aggregates_activity moved into schema r
 V_IMAGE_MODE = (0, 19, 4)     # pictrs.image_mode accepted
+V_DEFAULT_SETTINGS = (0, 19, 4)  # LEMMY_INITIALIZE_WITH_DEFAULT_SETTINGS honoured
+V_MAX_THUMBNAIL = (0, 19, 6)  # pictrs.max_thumbnail_size accepted
+V_PROXY_BYPASS = (0, 19, 8)   # pictrs.proxy_bypass_domains accepted
+# The pictrs section denies unknown fields, so a key newer than the binary stops startup.
+PICTRS_KEYS_SINCE = {"image_mode": V_IMAGE_MODE, "max_thumbnail_size": V_MAX_THUMBNAIL, "proxy_bypass_domains": V_PROXY_BYPASS}
 
 
 def env_float(name: str, default: float) -> float:
@@ -53,7 +58,8 @@ def env_float(name: str, default: float) -> float:
 MIGRATION_SECONDS = env_float("STANDIN_MIGRATION_SECONDS", 3.0)
 SCHEDULER_PERIOD = max(1.0, env_float("STANDIN_SCHEDULER_PERIOD_SECONDS", 5.0))
 SENDER_PERIOD = max(0.2, env_float("STANDIN_SENDER_PERIOD_SECONDS", 2.0))
-SAVE_STATE_EVERY = env_float("STANDIN_SAVE_STATE_SECONDS", 10.0)
+# Lemmy's SAVE_STATE_EVERY_TIME is a fixed 60 s; the variable is the stand-in's own test knob.
+SAVE_STATE_EVERY = env_float("STANDIN_SAVE_STATE_SECONDS", 60.0)
 WORKER_EXIT_TIMEOUT = 30.0
 
 
@@ -120,7 +126,9 @@ def _check_str(value: Any, name: str) -> str:
 
 def load_settings() -> dict[str, Any]:
     """Read and validate the config like Settings::init (deser_hjson + serde rules)."""
-    if os.environ.get("LEMMY_INITIALIZE_WITH_DEFAULT_SETTINGS") is not None:
+    if os.environ.get("LEMMY_INITIALIZE_WITH_DEFAULT_SETTINGS") is not None and V >= V_DEFAULT_SETTINGS:
+        print("LEMMY_INITIALIZE_WITH_DEFAULT_SETTINGS was set, any configuration file has been ignored.")
+        print("Use with other environment variables to configure this instance further; e.g. LEMMY_DATABASE_URL.", flush=True)
         raw: dict[str, Any] = {"hostname": "unset"}
     else:
         path = os.environ.get("LEMMY_CONFIG_LOCATION", "config/config.hjson")
@@ -150,8 +158,8 @@ def load_settings() -> dict[str, Any]:
         if not isinstance(section, dict):
             raise SettingsError(f"invalid type for `{name}`: expected a map")
         allowed = set(defaults)
-        if name == "pictrs" and V < V_IMAGE_MODE:
-            allowed.discard("image_mode")
+        if name == "pictrs":
+            allowed -= {key for key, since in PICTRS_KEYS_SINCE.items() if V < since}
         for key in section:
             if key not in allowed:
                 raise SettingsError(f"unknown field `{key}` in `{name}`, expected one of {', '.join(f'`{k}`' for k in sorted(allowed))}")
@@ -558,42 +566,68 @@ class RateLimiter:
             return allowed
 
 
-def _strip_port(value: str) -> str:
-    value = value.strip().strip('"')
+def _header_text(value: str) -> bool:
+    """http's HeaderValue::to_str(): only visible ASCII and tabs; other values are skipped."""
+    return all(ch == "\t" or " " <= ch <= "~" for ch in value)
+
+
+def _bare_address(value: str) -> str:
+    """actix's bare_address(): drop the port and the IPv6 brackets (an unbracketed IPv6 keeps only its first group)."""
     if value.startswith("["):
-        return value[1:value.find("]")] if "]" in value else value
-    if value.count(":") == 1:
-        return value.split(":", 1)[0]
-    return value
+        return value.split("]:")[0].lstrip("[").rstrip("]")
+    return value.split(":")[0]
 
 
 def realip(headers: Any, peer: str) -> str:
-    """The string actix's realip_remote_addr() would give: Forwarded for=, left-most XFF, peer."""
+    """actix's ConnectionInfo::realip_remote_addr(): first `for=` of Forwarded, else left-most X-Forwarded-For, else peer.
+
+    The XFF value is taken as it is (no port stripping); a header present but empty still wins over the peer.
+    """
     for forwarded in headers.get_all("Forwarded") or []:
-        for element in forwarded.split(","):
-            for pair in element.split(";"):
-                name, _sep, value = pair.strip().partition("=")
-                if name.lower() == "for" and value:
-                    return value.strip().strip('"')
+        if not _header_text(forwarded):
+            continue
+        for part in forwarded.split(";"):
+            for pair in part.split(","):
+                name, sep, value = pair.strip().partition("=")
+                if sep and name.strip().lower() == "for":
+                    return _bare_address(value.strip().strip('"'))
     xff = headers.get("X-Forwarded-For")
-    if xff:
-        first = xff.split(",")[0].strip()
-        if first:
-            return first
+    if xff is not None and _header_text(xff):
+        return xff.split(",")[0].strip()
     return peer
 
 
+def _rust_ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """IpAddr::from_str: no zone index, no surrounding text."""
+    if not text or "%" in text or text.strip() != text:
+        return None
+    try:
+        return ipaddress.ip_address(text)
+    except ValueError:
+        return None
+
+
+def _rust_socket_ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """SocketAddr::from_str: `a.b.c.d:port` or `[v6]:port` / `[v6%scope]:port`, port 0..=65535."""
+    match = re.fullmatch(r"\[([^\]%]+)(?:%[0-9]+)?\]:([0-9]+)", text) or re.fullmatch(r"([0-9.]+):([0-9]+)", text)
+    if not match or int(match.group(2)) > 65535:
+        return None
+    ip = _rust_ip(match.group(1))
+    wanted = ipaddress.IPv6Address if text.startswith("[") else ipaddress.IPv4Address
+    return ip if isinstance(ip, wanted) else None
+
+
+def parse_ip(addr: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """Lemmy's parse_ip(): `[v6]`, a bare address, or an address with a port."""
+    if addr.endswith("]"):
+        inner = addr[:-1]
+        return _rust_ip(inner[1:]) if inner else None
+    return _rust_ip(addr) or _rust_socket_ip(addr)
+
+
 def client_ip(headers: Any, peer: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
-    raw = realip(headers, peer)
-    for candidate in (raw, _strip_port(raw)):
-        try:
-            ip = ipaddress.ip_address(candidate)
-        except ValueError:
-            continue
-        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
-            return ip.ipv4_mapped
-        return ip
-    return ipaddress.IPv4Address("127.0.0.1")
+    """The rate-limit key: unparsable addresses count as 127.0.0.1; IPv4-mapped IPv6 peers stay IPv6, as in Lemmy."""
+    return parse_ip(realip(headers, peer)) or ipaddress.IPv4Address("127.0.0.1")
 
 
 # --------------------------------------------------------------------------- the process
@@ -909,7 +943,7 @@ class Sender:
             latest = pool.fetchone("SELECT id, published FROM sent_activity ORDER BY id DESC LIMIT 1")
             now = time.monotonic()
             advanced = 0
-            for instance_id, state in self.workers.items():
+            for state in self.workers.values():
                 if latest is not None and (state["last_successful_id"] or 0) < latest[0]:
                     # Delivery is simulated: every activity counts as sent to every owned instance.
                     state["last_successful_id"], state["last_successful_published_time"] = latest
@@ -917,7 +951,9 @@ class Sender:
                     advanced += 1
             if advanced and latest is not None:
                 log("INFO", "lemmy_federate", f"Sent activities up to id {latest[0]} to {advanced} instances")
-                if state["dirty"] and now - state["saved_at"] >= SAVE_STATE_EVERY:
+            # Each worker writes its own state once SAVE_STATE_EVERY has passed since its last write.
+            for instance_id, state in self.workers.items():
+                if state["dirty"] and now - state["saved_at"] > SAVE_STATE_EVERY:
                     self.save(instance_id, state)
 
     def start_worker(self, instance_id: int) -> dict[str, Any]:
@@ -926,8 +962,9 @@ class Sender:
         row = pool.fetchone("SELECT last_successful_id, fail_count, last_retry, last_successful_published_time"
                             " FROM federation_queue_state WHERE instance_id = %s", (instance_id,))
         if row is not None:
+            # A worker's last write time starts at the epoch, so its first progress is written at once.
             state = {"last_successful_id": row[0], "fail_count": row[1], "last_retry": row[2],
-                     "last_successful_published_time": row[3], "dirty": False, "saved_at": time.monotonic()}
+                     "last_successful_published_time": row[3], "dirty": False, "saved_at": float("-inf")}
             return state
         latest = pool.fetchone("SELECT coalesce(max(id), 0) FROM sent_activity")
         state = {"last_successful_id": latest[0] if latest else 0, "fail_count": 0, "last_retry": None,
@@ -981,6 +1018,11 @@ class Response:
 
 def json_response(status: int, data: Any, headers: dict[str, str] | None = None, content_type: str = "application/json") -> Response:
     return Response(status, json.dumps(data).encode(), content_type, headers)
+
+
+def rate_limited() -> Response:
+    """LemmyErrorType::RateLimitError: like every LemmyError it answers 400 (not 429)."""
+    return json_response(400, {"error": "rate_limit_error"})
 
 
 def redirect(location: str, status: int = 307) -> Response:
@@ -1078,7 +1120,7 @@ class Handler(BaseHTTPRequestHandler):
         app = self.app
         bucket = API_BUCKETS.get((method, path), "message")
         if not app.limiter.check(bucket, ip):
-            return json_response(429, {"error": "rate_limit_error"})
+            return rate_limited()
         if method == "GET" and path == "/api/v3/site":
             return json_response(200, self.site_response())
         if method == "GET" and path == "/api/v3/post/list":
@@ -1234,7 +1276,7 @@ class Handler(BaseHTTPRequestHandler):
         upload = False
         if method == "POST" and path == "/pictrs/image":
             if not app.limiter.check("image", ip):
-                return json_response(429, {"error": "rate_limit_error"})
+                return rate_limited()
             target = f"{url}image"
             headers["Content-Type"] = self.headers.get("Content-Type", "application/octet-stream")
             upload = True

@@ -171,6 +171,109 @@ class SledRepo:
         os.close(self.lock_fd)
 
 
+def _cgroup_v2_quota(root: str, group: str) -> int | None:
+    """The smallest `cpu.max` limit/period (floored) from the process's cgroup up to the cgroup2 mount."""
+    mount = os.path.join(root, "sys/fs/cgroup")
+    path = os.path.normpath(os.path.join(mount, group))
+    if not os.path.exists(os.path.join(path, "cgroup.controllers")):
+        return None
+    quota = None
+    while path == mount or path.startswith(mount + os.sep):
+        try:
+            with open(os.path.join(path, "cpu.max"), encoding="utf-8") as handle:
+                fields = handle.readline().split(" ")
+            if len(fields) >= 2 and fields[0].isdigit() and fields[1].strip().isdigit() and int(fields[1]) > 0:
+                value = int(fields[0]) // int(fields[1])
+                quota = value if quota is None else min(quota, value)
+        except OSError:
+            pass
+        path = os.path.dirname(path)
+    return quota
+
+
+def _cgroup_v1_mounts(root: str, group: str) -> list[tuple[str, str]]:
+    """Where to look for the cpu controller: the usual mount points, then the mountinfo entry (relative to its root)."""
+    candidates = [(os.path.join(root, "sys/fs/cgroup/cpu"), group), (os.path.join(root, "sys/fs/cgroup/cpu,cpuacct"), group)]
+    try:
+        with open(os.path.join(root, "proc/self/mountinfo"), encoding="utf-8") as handle:
+            lines = handle.read().splitlines()
+    except OSError:
+        lines = []
+    for line in lines:
+        left, _sep, right = line.partition(" - ")
+        fields, tail = left.split(" "), right.split(" ")
+        if len(fields) < 5 or len(tail) < 3 or tail[0] != "cgroup" or "cpu" not in tail[2].split(","):
+            continue
+        mount_root = fields[3].strip("/")
+        if group == mount_root or group.startswith(mount_root + "/") or not mount_root:
+            relative = group[len(mount_root):].lstrip("/")
+            candidates.append((os.path.join(root, fields[4].lstrip("/")), relative))
+            break
+    return candidates
+
+
+def _cgroup_v1_quota(root: str, group: str) -> int | None:
+    """The smallest cpu.cfs_quota_us / cpu.cfs_period_us (floored) up the first cpu hierarchy that exists."""
+    for mount, relative in _cgroup_v1_mounts(root, group):
+        path = os.path.normpath(os.path.join(mount, relative))
+        if not os.path.exists(path):
+            continue
+        quota = None
+        while path == mount or path.startswith(mount + os.sep):
+            values = []
+            for name in ("cpu.cfs_quota_us", "cpu.cfs_period_us"):
+                try:
+                    with open(os.path.join(path, name), encoding="utf-8") as handle:
+                        text = handle.read().strip()
+                except OSError:
+                    text = ""
+                values.append(int(text) if text.isdigit() else None)
+            limit, period = values
+            if limit is not None and period:
+                quota = limit // period if quota is None else min(quota, limit // period)
+            path = os.path.dirname(path)
+        return quota
+    return None
+
+
+def cgroup_cpu_quota(root: str = "/") -> int | None:
+    """Whole CPUs the cgroup quota allows (None: no quota), read the way Rust's std does (v1 wins over v2)."""
+    try:
+        with open(os.path.join(root, "proc/self/cgroup"), encoding="utf-8") as handle:
+            lines = handle.read().splitlines()
+    except OSError:
+        return None
+    found: tuple[str, int] | None = None
+    for line in lines:
+        fields = line.split(":", 2)
+        if len(fields) != 3:
+            continue
+        if fields[1] == "":
+            if found is None:
+                found = (fields[2].lstrip("/"), 2)
+        elif "cpu" in fields[1].split(","):
+            found = (fields[2].lstrip("/"), 1)
+    if found is None:
+        return None
+    group, version = found
+    return _cgroup_v1_quota(root, group) if version == 1 else _cgroup_v2_quota(root, group)
+
+
+def available_parallelism(root: str = "/", cpus: int | None = None) -> int:
+    """std::thread::available_parallelism() on Linux: the affinity mask's CPU count, capped by the cgroup quota (at least 1)."""
+    count = cpus if cpus is not None else len(os.sched_getaffinity(0))
+    quota = cgroup_cpu_quota(root)
+    return max(1, min(count, max(quota, 1) if quota is not None else count))
+
+
+def postgres_pool_sizes(parallelism: int) -> tuple[int, int]:
+    """pict-rs 0.5.16 opens a pool of 8 connections per CPU plus a notifier pool of min(CPUs, 4); neither is configurable."""
+    return parallelism * 8, min(parallelism, 4)
+
+
+POOL_WAIT = 10.0  # seconds a request waits for a pooled connection (pict-rs' connection_timeout)
+
+
 class PostgresRepo:
     """Metadata in PostgreSQL, shared by every process that points at the same database."""
 
@@ -179,10 +282,17 @@ class PostgresRepo:
         import psycopg2.pool  # pylint: disable=import-outside-toplevel
 
         self.errors = (psycopg2.OperationalError, psycopg2.InterfaceError)
+        parallelism = available_parallelism()
+        size, notifier_size = postgres_pool_sizes(parallelism)
+        self.slots = threading.BoundedSemaphore(size)
         try:
-            self.pool = psycopg2.pool.ThreadedConnectionPool(1, 16, dsn=url)
+            self.pool = psycopg2.pool.ThreadedConnectionPool(1, size, dsn=url)
+            # pict-rs keeps a second pool for LISTEN/NOTIFY; the stand-in opens it lazily and never needs it.
+            self.notifier_pool = psycopg2.pool.ThreadedConnectionPool(0, notifier_size, dsn=url)
         except psycopg2.Error as exc:
             raise StartupError(f"cannot connect to the postgres repo (repo.url): {str(exc).strip()}") from exc
+        print(f"pict-rs: postgres repo pools: {size} + notifier {notifier_size} = {size + notifier_size} connections at most"
+              f" (available parallelism {parallelism})", flush=True)
         try:
             # One process at a time sets up the schema; pict-rs needs pgcrypto.
             self._run("SELECT pg_advisory_xact_lock(991050016);"
@@ -194,6 +304,14 @@ class PostgresRepo:
             raise StartupError(f"cannot prepare the postgres repo: {str(exc).strip()}") from exc
 
     def _run(self, sql: str, args: Any, fetch: bool = False) -> Any:
+        if not self.slots.acquire(timeout=POOL_WAIT):
+            raise RuntimeError(f"timed out after {POOL_WAIT:g} s waiting for a postgres connection (pool of {self.pool.maxconn})")
+        try:
+            return self._run_pooled(sql, args, fetch)
+        finally:
+            self.slots.release()
+
+    def _run_pooled(self, sql: str, args: Any, fetch: bool) -> Any:
         conn = self.pool.getconn()
         broken = False
         try:
@@ -230,6 +348,7 @@ class PostgresRepo:
 
     def close(self) -> None:
         self.pool.closeall()
+        self.notifier_pool.closeall()
 
 
 # -- stores ------------------------------------------------------------------

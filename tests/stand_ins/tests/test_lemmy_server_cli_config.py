@@ -64,6 +64,59 @@ def test_config_pictrs_image_mode_only_from_0_19_4(lemmy: LemmyRunner, version: 
         assert "unknown field `image_mode` in `pictrs`" in proc.container.logs()[1]
 
 
+# (image, version the stand-in runs as, pictrs line, accepted). STANDIN_VERSION overrides the image's version so the
+# boundaries between built images are covered too.
+PICTRS_KEYS_BY_VERSION = [
+    ("0.19.4", "0.19.5", "max_thumbnail_size: 256", False), ("0.19.4", "0.19.6", "max_thumbnail_size: 256", True),
+    ("0.19.4", "0.19.7", 'proxy_bypass_domains: ["i.imgur.com"]', False),
+    ("0.19.4", "0.19.8", 'proxy_bypass_domains: ["i.imgur.com"]', True),
+    ("0.19.4", "0.19.4", "max_thumbnail_size: 256", False), ("0.19.19", "0.19.19", "max_thumbnail_size: 256", True),
+    ("0.19.4", "0.19.4", 'proxy_bypass_domains: ["i.imgur.com"]', False),
+    ("0.19.20", "0.19.20", 'proxy_bypass_domains: ["i.imgur.com"]', True),
+]
+
+
+@pytest.mark.parametrize("image,version,line,accepted", PICTRS_KEYS_BY_VERSION,
+                         ids=[f"{v}-{line.split(':')[0]}-{'ok' if ok else 'refused'}" for _i, v, line, ok in PICTRS_KEYS_BY_VERSION])
+def test_config_pictrs_keys_newer_than_the_binary_are_refused(lemmy: LemmyRunner, image: str, version: str, line: str,
+                                                              accepted: bool) -> None:
+    """Config: `pictrs` denies unknown fields, so `max_thumbnail_size` (0.19.6) and `proxy_bypass_domains` (0.19.8)
+    stop older releases at startup: the settings panic, exit 101, before the version banner."""
+    key = line.split(":")[0]
+    proc = lemmy.start(image, env={"STANDIN_VERSION": version}, extra_extra=f"  pictrs: {{\n    {line}\n  }}\n")
+    if accepted:
+        proc.wait_ready()
+        assert f"Lemmy v{version}\n" in proc.container.logs()[0]
+        return
+    assert proc.container.wait_exit() == 101
+    out, err = proc.container.logs()
+    assert "Failed to load settings file" in err and f"unknown field `{key}` in `pictrs`" in err, err
+    assert "Lemmy v" not in out
+
+
+def test_config_newer_top_level_keys_are_ignored_by_older_releases(lemmy: LemmyRunner) -> None:
+    """Config: the top level does not deny unknown fields, so 0.19.6's `federation` and 0.19.11's `json_logging` are
+    ignored by 0.19.4 (and 0.19.5's `worker_count` by 0.19.20: every started config carries it)."""
+    extra = "  federation: {\n    concurrent_sends_per_instance: 2\n  }\n  json_logging: true\n"
+    lemmy.start("0.19.4", extra_extra=extra).wait_ready()
+
+
+@pytest.mark.parametrize("version,honoured", [("0.19.3", False), ("0.19.4", True), ("0.19.20", True)])
+def test_initialize_with_default_settings_only_from_0_19_4(lemmy: LemmyRunner, version: str, honoured: bool) -> None:
+    """LEMMY_INITIALIZE_WITH_DEFAULT_SETTINGS (0.19.4+) skips the config file and says so; 0.19.3 ignores the variable
+    and still needs the file."""
+    env = {"LEMMY_INITIALIZE_WITH_DEFAULT_SETTINGS": "1"}
+    code, out, err = lemmy.run_to_exit(version, args=["--version"], mount="/nowhere.hjson", env=env)
+    if honoured:
+        assert code == 0, err
+        assert "LEMMY_INITIALIZE_WITH_DEFAULT_SETTINGS was set, any configuration file has been ignored." in out
+        assert f"lemmy_server {version}\n" in out
+    else:
+        assert code == 101, out + err
+        assert "Failed to load settings file" in err and "cannot read config file /config/config.hjson" in err
+        assert "LEMMY_INITIALIZE_WITH_DEFAULT_SETTINGS" not in out
+
+
 def test_config_default_location_and_lemmy_config_location(lemmy: LemmyRunner) -> None:
     """Config: read from /config/config.hjson by default, or from LEMMY_CONFIG_LOCATION."""
     code, _out, err = lemmy.run_to_exit(mount="/elsewhere/lemmy.hjson")

@@ -97,23 +97,58 @@ def _queue(db: PgDatabase) -> dict[int, int]:
     return {r[0]: r[1] for r in db.query("SELECT instance_id, last_successful_id FROM federation_queue_state")}
 
 
+def _add_activities(db: PgDatabase, tag: str, count: int = 3) -> int:
+    for n in range(count):
+        db.execute("INSERT INTO sent_activity (ap_id, data) VALUES (%s, '{}')", (f"https://lemmy.test/activities/{tag}{n}",))
+    return int(db.query("SELECT max(id) FROM sent_activity")[0][0])
+
+
+def _alive_queue(db: PgDatabase, instances: dict[str, list[int]]) -> dict[int, int]:
+    return {k: v for k, v in _queue(db).items() if k in instances["alive"]}
+
+
 def test_queue_state_starts_at_latest_and_is_saved_on_sigterm(lemmy: LemmyRunner, postgres: PgDatabase,
                                                               instances: dict[str, list[int]]) -> None:
-    """Sender: a new instance starts at the newest activity (no back-fill); SIGTERM saves the state and exits 0."""
-    for n in range(3):
-        postgres.execute("INSERT INTO sent_activity (ap_id, data) VALUES (%s, '{}')", (f"https://lemmy.test/activities/old{n}",))
-    newest_before = postgres.query("SELECT max(id) FROM sent_activity")[0][0]
-    sender = lemmy.start("0.19.20", SENDER_ARGS, env={"STANDIN_SAVE_STATE_SECONDS": "3600"})
+    """Sender: a new instance starts at the newest activity (no back-fill); with the default 60 s period nothing more is
+    written while the test runs, and SIGTERM saves every worker's state and exits 0."""
+    newest_before = _add_activities(postgres, "old")
+    sender = lemmy.start("0.19.20", SENDER_ARGS)
     wait_until(lambda: set(_queue(postgres)) >= set(instances["alive"]), 60, "queue state rows for the new instances")
     assert set(_queue(postgres).values()) == {newest_before}
-    for n in range(3):
-        postgres.execute("INSERT INTO sent_activity (ap_id, data) VALUES (%s, '{}')", (f"https://lemmy.test/activities/new{n}",))
-    newest = postgres.query("SELECT max(id) FROM sent_activity")[0][0]
+    newest = _add_activities(postgres, "new")
     wait_until(lambda: f"Sent activities up to id {newest} " in sender.container.logs()[0], 60, "the sender to reach the new activities")
-    assert _queue(postgres)[instances["alive"][0]] == newest_before, "state is saved only every STANDIN_SAVE_STATE_SECONDS or at stop"
+    assert set(_alive_queue(postgres, instances).values()) == {newest_before}, "state is written at most every 60 s, or at stop"
     assert sender.stop() == 0
-    assert "Saved federation state" in sender.container.logs()[0]
-    assert {k: v for k, v in _queue(postgres).items() if k in instances["alive"]} == {i: newest for i in instances["alive"]}
+    assert f"Saved federation state of {len(instances['alive'])} instances" in sender.container.logs()[0]
+    assert _alive_queue(postgres, instances) == {i: newest for i in instances["alive"]}
+
+
+def test_queue_state_of_every_worker_is_saved_periodically(lemmy: LemmyRunner, postgres: PgDatabase,
+                                                           instances: dict[str, list[int]]) -> None:
+    """Sender: every worker (not only one) writes its own state once the save period passed, while the process runs.
+
+    STANDIN_SAVE_STATE_SECONDS is the stand-in's knob for Lemmy's fixed 60 s SAVE_STATE_EVERY_TIME.
+    """
+    sender = lemmy.start("0.19.20", SENDER_ARGS, env={"STANDIN_SAVE_STATE_SECONDS": "1"})
+    wait_until(lambda: set(_queue(postgres)) >= set(instances["alive"]), 60, "queue state rows for the new instances")
+    for round_ in range(2):
+        newest = _add_activities(postgres, f"round{round_}-")
+        wait_until(lambda newest=newest: _alive_queue(postgres, instances) == {i: newest for i in instances["alive"]}, 60,
+                   f"every one of the {len(instances['alive'])} workers to save state up to activity {newest}")
+    assert sender.container.running(), "the state was written while the sender ran, not at its stop"
+
+
+def test_restarted_worker_writes_its_first_progress_at_once(lemmy: LemmyRunner, postgres: PgDatabase,
+                                                            instances: dict[str, list[int]]) -> None:
+    """Sender: a worker that resumes a saved state writes its first progress at once (its last write time starts at the
+    epoch), even when the save period (here the stand-in's knob, 1 h) has not passed."""
+    first = lemmy.start("0.19.20", SENDER_ARGS)
+    wait_until(lambda: set(_queue(postgres)) >= set(instances["alive"]), 60, "queue state rows for the new instances")
+    assert first.stop() == 0
+    lemmy.start("0.19.20", SENDER_ARGS, env={"STANDIN_SAVE_STATE_SECONDS": "3600"})
+    newest = _add_activities(postgres, "after-restart")
+    wait_until(lambda: _alive_queue(postgres, instances) == {i: newest for i in instances["alive"]}, 60,
+               f"the resumed workers to save state up to activity {newest}")
 
 
 @pytest.mark.parametrize("index,count,assertion", [("0", "1", "process_index > 0"), ("1", "0", "process_count > 0"),

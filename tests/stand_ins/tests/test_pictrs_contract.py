@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import http.client
+import importlib.util
 import json
 import os
+import re
 from collections.abc import Callable, Iterator
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -303,3 +306,65 @@ def test_pictrs_object_storage_store(docker_run: Containers, pictrs_image: str, 
     _missing, port2 = start(docker_run, pictrs_image, env={**env, "PICTRS__STORE__BUCKET_NAME": "no-such-bucket"})
     status, _headers, raw = http_get(port2, "/healthz")
     assert status == 503 and "store" in json.loads(raw)["msg"]
+
+
+# -- Postgres pool size -------------------------------------------------------------
+
+POOL_LINE = re.compile(r"postgres repo pools: (\d+) \+ notifier (\d+) = (\d+) connections at most \(available parallelism (\d+)\)")
+
+
+@pytest.mark.parametrize("limit,expected", [(["--cpus", "2"], (16, 2, 18, 2)), (["--cpus", "1"], (8, 1, 9, 1)),
+                                            (["--cpus", "1.5"], (8, 1, 9, 1)), (["--cpuset-cpus", "0"], (8, 1, 9, 1))],
+                         ids=["cpus-2", "cpus-1", "cpus-1.5-floors", "cpuset-1"])
+def test_pictrs_postgres_pool_follows_the_container_cpus(docker_run: Containers, pictrs_image: str, postgres: Any,
+                                                         limit: list[str], expected: tuple[int, int, int, int]) -> None:
+    """Postgres repo: 8 x CPUs + a notifier pool of min(CPUs, 4) per process, CPUs as available_parallelism() sees them
+    (CPU quota floored, affinity mask); no setting changes it. The sizes are read from the stand-in's startup line."""
+    env = {"PICTRS__REPO__TYPE": "postgres", "PICTRS__REPO__URL": postgres.uri}
+    container, port = start(docker_run, pictrs_image, env=env, extra=limit)
+    assert http_get(port, "/healthz")[0] == 200
+    found = POOL_LINE.search(container.logs())
+    assert found, container.logs()
+    assert tuple(int(g) for g in found.groups()) == expected
+
+
+def _load_pict_rs() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("standin_pict_rs", os.path.join(os.path.dirname(__file__), "..", "pictrs", "pict_rs.py"))
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _tree(root: str, files: dict[str, str]) -> str:
+    for name, text in files.items():
+        path = os.path.join(root, name)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "w", encoding="utf-8") as handle:
+            handle.write(text)
+    return root
+
+
+V1_MOUNTINFO = "30 25 0:26 /docker/abc /sys/fs/cgroup/cpu,cpuacct ro,nosuid shared:9 - cgroup cgroup rw,cpu,cpuacct\n"
+
+
+@pytest.mark.parametrize("files,cpus,expected", [
+    ({"proc/self/cgroup": "0::/\n", "sys/fs/cgroup/cgroup.controllers": "cpu\n", "sys/fs/cgroup/cpu.max": "200000 100000\n"}, 8, 2),
+    ({"proc/self/cgroup": "0::/\n", "sys/fs/cgroup/cgroup.controllers": "cpu\n", "sys/fs/cgroup/cpu.max": "max 100000\n"}, 8, 8),
+    ({"proc/self/cgroup": "0::/a/b\n", "sys/fs/cgroup/a/b/cgroup.controllers": "", "sys/fs/cgroup/a/b/cpu.max": "350000 100000\n",
+      "sys/fs/cgroup/a/cpu.max": "100000 100000\n"}, 8, 1),
+    ({"proc/self/cgroup": "0::/\n", "sys/fs/cgroup/cgroup.controllers": "", "sys/fs/cgroup/cpu.max": "50000 100000\n"}, 8, 1),
+    ({"proc/self/cgroup": "4:cpu,cpuacct:/docker/abc\n0::/\n", "proc/self/mountinfo": V1_MOUNTINFO,
+      "sys/fs/cgroup/cpu,cpuacct/cpu.cfs_quota_us": "300000\n", "sys/fs/cgroup/cpu,cpuacct/cpu.cfs_period_us": "100000\n"}, 8, 3),
+    ({"proc/self/cgroup": "4:cpu,cpuacct:/docker/abc\n", "proc/self/mountinfo": V1_MOUNTINFO,
+      "sys/fs/cgroup/cpu,cpuacct/cpu.cfs_quota_us": "-1\n", "sys/fs/cgroup/cpu,cpuacct/cpu.cfs_period_us": "100000\n"}, 6, 6),
+    ({"proc/self/cgroup": "4:cpu,cpuacct:/docker/abc\n", "proc/self/mountinfo": V1_MOUNTINFO,
+      "sys/fs/cgroup/cpu,cpuacct/cpu.cfs_quota_us": "900000\n", "sys/fs/cgroup/cpu,cpuacct/cpu.cfs_period_us": "100000\n"}, 2, 2),
+    ({}, 3, 3),
+], ids=["v2-2", "v2-max", "v2-parent-caps", "v2-half-is-1", "v1-3", "v1-unlimited", "v1-quota-above-cpus", "no-cgroup"])
+def test_pictrs_available_parallelism_reads_cgroups_like_rust_std(tmp_path: Any, files: dict[str, str], cpus: int,
+                                                                  expected: int) -> None:
+    """available_parallelism(): min(CPUs, floor(quota / period)) up the cgroup tree (v1 or v2), at least 1."""
+    pict_rs = _load_pict_rs()
+    assert pict_rs.available_parallelism(root=_tree(str(tmp_path), files), cpus=cpus) == expected
+    assert pict_rs.postgres_pool_sizes(expected) == (8 * expected, min(expected, 4))
