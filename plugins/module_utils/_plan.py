@@ -917,7 +917,9 @@ class _Planner:
                     add(host, kind, "lemmy-%s-%d" % (kind, slot), slot, None if base is None else base + slot - 1, API_ARGS if kind == "api" else ())
 
         if not groups["lemmy_api"]:
-            self.problem("group lemmy_api has no hosts%s; put at least one host in it to serve the API and federation inboxes" % self.excluded_from("lemmy_api"))
+            self.problem(
+                "group lemmy_api has no hosts%s; put at least one host in it to serve the API and federation inboxes" % self.excluded_from("lemmy_api")
+            )
         if not groups["lemmy_ui"]:
             self.problem("group lemmy_ui has no hosts%s; put at least one host in it to serve the web interface" % self.excluded_from("lemmy_ui"))
         if not groups["lemmy_proxy"]:

@@ -63,7 +63,7 @@ options:
     description:
       - Inventory host name to that host's own values of the plan-level variables (the keys of O(settings) except the
         derived C(secret_facts) and C(database_password_set)). A key left out is not compared.
-      - Any value that differs from O(settings) (the controller's) is refused: the plan reads these once for the whole
+      - Any value that differs from O(settings) (the controller's) is refused, because the plan reads these once for the whole
         fleet, so they belong in C(group_vars/all).
     type: dict
     default: {}
@@ -73,7 +73,7 @@ options:
       - Required are C(lemmy_domain), C(lemmy_version) and C(secret_facts).
       - C(secret_facts) describes the secrets C(lemmy_database_password), C(pictrs_api_key), C(lemmy_admin_password),
         C(lemmy_ui_static_s3_access_key) and C(lemmy_ui_static_s3_secret_key) without their values, each as
-        C({kind, length, differs_on}): C(kind) is one of C(missing), C(string), C(integer), C(float), C(boolean), C(list),
+        C({kind, length, differs_on}), where C(kind) is one of C(missing), C(string), C(integer), C(float), C(boolean), C(list),
         C(mapping), C(other); C(length) the length of a string; C(differs_on) the hosts that see another value.
         Never pass the secrets themselves.
       - C(database_password_set), a boolean, stands for C(secret_facts.lemmy_database_password) when that is absent.
@@ -89,7 +89,7 @@ options:
         (default 10) what stays free for superuser and maintenance sessions.
       - C(pictrs_cpus) (default 4) caps the CPUs of each pict-rs container; pict-rs 0.5 opens 8 x CPUs + min(CPUs, 4)
         connections (36 for 4), budgeted per pict-rs process with the postgres repo. C(pictrs_database_pool_size) is
-        refused: pict-rs has no such setting.
+        refused, since pict-rs has no such setting.
       - C(lemmy_rate_limits) holds the wanted per-client limits under Lemmy's keys (defaults are Lemmy's).
         C(lemmy_federation_enabled) defaults to true. C(lemmy_database_host) names an external database server.
     type: dict

@@ -75,7 +75,10 @@ def inventories(draw: st.DrawFn) -> tuple[dict[str, t.Any], dict[str, t.Any], di
     host_vars: dict[str, t.Any] = {}
     for host in draw(st.lists(st.sampled_from(HOSTS), max_size=4)):
         host_vars[host] = {key: draw(json_like) for key in draw(st.lists(host_var_keys, max_size=4))}
-    host_settings = {host: {key: draw(json_like) for key in draw(st.lists(st.sampled_from(PLAN_LEVEL_KEYS), max_size=3))} for host in draw(st.lists(st.sampled_from(HOSTS), max_size=2))}
+    host_settings = {
+        host: {key: draw(json_like) for key in draw(st.lists(st.sampled_from(PLAN_LEVEL_KEYS), max_size=3))}
+        for host in draw(st.lists(st.sampled_from(HOSTS), max_size=2))
+    }
     groups: dict[str, t.Any] = dict(GROUPS)
     for name in draw(st.lists(st.sampled_from(sorted(GROUPS)), max_size=2)):
         groups[name] = draw(st.one_of(json_like, st.lists(st.sampled_from(HOSTS + ["new1"]), max_size=3)))

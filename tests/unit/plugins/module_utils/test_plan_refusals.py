@@ -276,7 +276,9 @@ def test_secrets_are_refused(mutations: list[Mutation], message: str) -> None:
         pytest.param([_secret("lemmy_admin_password", length=10)], id="admin-10"),
         pytest.param([_secret("lemmy_admin_password", length=60)], id="admin-60"),
         pytest.param([_secret("lemmy_database_password", length=12)], id="db-12"),
-        pytest.param([_group("lemmy_db", []), _setting("lemmy_database_host", "pg.example.net"), _secret("lemmy_database_password", length=6)], id="external-db"),
+        pytest.param(
+            [_group("lemmy_db", []), _setting("lemmy_database_host", "pg.example.net"), _secret("lemmy_database_password", length=6)], id="external-db"
+        ),
         pytest.param([_secret("lemmy_ui_static_s3_access_key", kind="missing", length=0)], id="s3-keys-unused-without-object-storage"),
         pytest.param([_secret("lemmy_database_password", differs_on=["excluded1"])], id="differs-only-off-the-fleet"),
     ],
@@ -342,7 +344,8 @@ OTHER = "or choose another lemmy_ui_static_strategy (ip_hash, sticky, single)"
     [
         pytest.param(
             [_setting("lemmy_ui_static_s3_endpoint", "s3.example.org")],
-            'lemmy_ui_static_s3_endpoint is "s3.example.org", which is not an http:// or https:// URL; write it with its scheme, such as https://s3.example.org',
+            'lemmy_ui_static_s3_endpoint is "s3.example.org", which is not an http:// or https:// URL; '
+            "write it with its scheme, such as https://s3.example.org",
             id="endpoint-without-scheme",
         ),
         pytest.param(
