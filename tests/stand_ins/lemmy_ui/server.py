@@ -14,6 +14,7 @@ import http.server
 import json
 import os
 import re
+import selectors
 import signal
 import socket
 import sys
@@ -124,17 +125,137 @@ class BackendError(Exception):
         self.body = body
 
 
-def backend_get(path: str, headers: dict[str, str]) -> Any:
+class IdleConnection:
+    """One pooled keep-alive connection and when it stops being reusable."""
+
+    def __init__(self, conn: http.client.HTTPConnection, expires: float) -> None:
+        self.conn = conn
+        self.expires = expires
+
+
+class KeepAlivePool:
+    """Idle keep-alive connections to one origin, reused the way Node's fetch (undici) does.
+
+    - Connections are kept after every complete answer without ``Connection: close`` and handed
+      to the next backend call, oldest connection first (undici's Pool takes the first free client).
+    - An idle connection expires after 4 s, or after the server's ``Keep-Alive: timeout=N`` hint
+      minus 2 s, at most 600 s (undici's keepAliveTimeout, -Threshold and -MaxTimeout defaults).
+    - A watcher drops idle connections the server closed, as Node's event loop does when it gets to
+      the socket's end event: once per loop turn, and a loop busy rendering pages turns every few
+      milliseconds (EVENT_LOOP_TURN). A call that takes an idle connection before that happens sends
+      on a dead socket and fails ("other side closed"): undici does not retry it.
+    """
+
+    EVENT_LOOP_TURN = 0.01
+
+    DEFAULT_TIMEOUT = 4.0
+    THRESHOLD = 2.0
+    MAX_TIMEOUT = 600.0
+    HINT_RE = re.compile(r"timeout\s*=\s*(\d+)", re.IGNORECASE)
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host, self.port = host, port
+        self.lock = threading.Lock()
+        self.idle: dict[int, IdleConnection] = {}  # insertion order = connection age
+        self.selector = selectors.DefaultSelector()
+        self.serial = 0
+        self.stats = {"opened": 0, "reused": 0, "closed_by_peer": 0, "expired": 0}
+        threading.Thread(target=self._watch, name="keepalive-watcher", daemon=True).start()
+
+    def _watch(self) -> None:
+        while True:
+            with self.lock:
+                empty = not self.idle
+            if empty:
+                time.sleep(0.05)
+                continue
+            time.sleep(self.EVENT_LOOP_TURN)
+            try:
+                events = self.selector.select(timeout=0)
+            except OSError:  # a socket went away between register and select
+                continue
+            now = time.monotonic()
+            with self.lock:
+                for key, _mask in events:
+                    if self.idle.pop(key.data, None) is not None:
+                        self.stats["closed_by_peer"] += 1
+                        self._discard(key.fileobj)
+                for serial, idle in list(self.idle.items()):
+                    if idle.expires <= now:
+                        del self.idle[serial]
+                        self.stats["expired"] += 1
+                        self._discard(idle.conn.sock)
+                        idle.conn.close()
+
+    def _discard(self, sock: Any) -> None:
+        try:
+            self.selector.unregister(sock)
+        except (KeyError, ValueError, OSError):
+            pass
+        try:
+            sock.close()
+        except OSError:
+            pass
+
+    def checkout(self) -> tuple[http.client.HTTPConnection, bool]:
+        """An idle connection (reused=True) or a new one."""
+        now = time.monotonic()
+        with self.lock:
+            for serial, idle in list(self.idle.items()):
+                del self.idle[serial]
+                try:
+                    self.selector.unregister(idle.conn.sock)
+                except (KeyError, ValueError, OSError):
+                    pass
+                if idle.expires <= now:
+                    self.stats["expired"] += 1
+                    idle.conn.close()
+                    continue
+                self.stats["reused"] += 1
+                return idle.conn, True
+            self.stats["opened"] += 1
+        return http.client.HTTPConnection(self.host, self.port, timeout=BACKEND_TIMEOUT), False
+
+    def checkin(self, conn: http.client.HTTPConnection, resp: http.client.HTTPResponse) -> None:
+        """Keep the connection for the next call, unless the answer ends it."""
+        timeout = self.DEFAULT_TIMEOUT
+        hint = self.HINT_RE.search(resp.getheader("Keep-Alive") or "")
+        if hint:
+            timeout = min(int(hint.group(1)) - self.THRESHOLD, self.MAX_TIMEOUT)
+        if resp.will_close or conn.sock is None or timeout <= 0:
+            conn.close()
+            return
+        with self.lock:
+            self.serial += 1
+            self.idle[self.serial] = IdleConnection(conn, time.monotonic() + timeout)
+            self.selector.register(conn.sock, selectors.EVENT_READ, self.serial)
+
+
+POOLS: dict[tuple[str, int], KeepAlivePool] = {}
+POOLS_LOCK = threading.Lock()
+
+
+def backend_pool() -> KeepAlivePool:
     host, port = split_host(SETTINGS["internal"], 80)
-    conn = http.client.HTTPConnection(host, port, timeout=BACKEND_TIMEOUT)
+    with POOLS_LOCK:
+        if (host, port) not in POOLS:
+            POOLS[(host, port)] = KeepAlivePool(host, port)
+        return POOLS[(host, port)]
+
+
+def backend_get(path: str, headers: dict[str, str]) -> Any:
+    pool = backend_pool()
+    conn, reused = pool.checkout()
     try:
         conn.request("GET", path, headers={"Accept": "application/json", **headers})
         resp = conn.getresponse()
         raw = resp.read()
     except (OSError, http.client.HTTPException) as exc:
-        raise BackendError(f"GET {path}: {exc}") from exc
-    finally:
         conn.close()
+        # What Node prints for a keep-alive socket the server closed under the request.
+        cause = "SocketError: other side closed" if reused else f"{type(exc).__name__}: {exc}"
+        raise BackendError(f"GET {path}: TypeError: fetch failed ({cause})") from exc
+    pool.checkin(conn, resp)
     try:
         body = json.loads(raw)
     except ValueError as exc:
@@ -366,7 +487,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     def forwarded_headers(self) -> tuple[dict[str, str], bool]:
         headers = {}
-        for name in ("x-real-ip", "x-forwarded-for"):
+        for name in ("host", "x-real-ip", "x-forwarded-for"):
             value = self.headers.get(name)
             if value is not None:
                 headers[name] = value

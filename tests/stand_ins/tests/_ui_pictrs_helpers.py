@@ -212,17 +212,35 @@ class FakeBackend:
         self.hold = threading.Event()
         self.hold.set()  # cleared: /api/v3/site blocks until set again
         self.lock = threading.Lock()
+        # Keep-alive: which connection (client port) carried each request, which connections ended,
+        # the Keep-Alive hint to answer with, and whether to drop a request that arrives on a reused
+        # connection without answering (a server closing an idle connection as the request comes in).
+        self.connections: list[int] = []
+        self.closed: list[int] = []
+        self.keepalive_hint: str | None = None
+        self.drop_reused = False
         backend = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            served = 0
 
             def log_message(self, format: str, *args: Any) -> None:  # pylint: disable=redefined-builtin
                 pass
 
+            def finish(self) -> None:
+                super().finish()
+                with backend.lock:
+                    backend.closed.append(int(self.client_address[1]))
+
             def do_GET(self) -> None:  # noqa: N802
+                self.served += 1
                 with backend.lock:
                     backend.requests.append((self.path, {k.lower(): v for k, v in self.headers.items()}))
+                    backend.connections.append(int(self.client_address[1]))
+                if backend.drop_reused and self.served > 1:
+                    self.close_connection = True
+                    return
                 status, body = 404, b'{"error":"not_found"}'
                 if self.path.startswith("/api/v3/site"):
                     backend.hold.wait(60)
@@ -235,6 +253,8 @@ class FakeBackend:
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body)))
+                if backend.keepalive_hint:
+                    self.send_header("Keep-Alive", backend.keepalive_hint)
                 self.end_headers()
                 self.wfile.write(body)
 
@@ -251,6 +271,9 @@ class FakeBackend:
     def reset(self) -> None:
         with self.lock:
             self.requests.clear()
+            self.connections.clear()
+            self.closed.clear()
+        self.keepalive_hint, self.drop_reused = None, False
         self.site, self.site_status, self.site_raw = site_response(), 200, None
         self.hold.set()
 

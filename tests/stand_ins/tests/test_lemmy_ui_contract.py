@@ -165,7 +165,7 @@ def test_ui_forwards_client_ip_and_jwt_to_backend(ui: int, fresh_backend: FakeBa
         assert sent["x-real-ip"] == "198.51.100.7"
         assert sent["x-forwarded-for"] == "198.51.100.7, 10.0.0.1"
         assert sent["authorization"] == "Bearer tok123"
-        assert sent["host"] != "lemmy.example.org"
+        assert sent["host"] == "lemmy.example.org"  # lemmy-ui forwards Host too (set-forwarded-headers.ts)
 
 
 @pytest.mark.parametrize("path", ["/post/1", "/c/x", "/u/someone", "/communities"])
@@ -338,6 +338,10 @@ def test_ui_image_layout(ui_images: dict[str, str], ui_per_version: dict[str, tu
         assert needed in listing
     assert any(p.startswith("assets/icons/") for p in listing)
     assert any(p.startswith("assets/css/code-themes/") and p.endswith(".css") for p in listing)
+    # A real dist/ is about 680 files and 10+ MB, ~620 of them in js/ (facts §0).
+    chunks = [p for p in listing if re.fullmatch(r"js/[0-9]+\.client\.js", p)]
+    size = sum(os.path.getsize(os.path.join(ui_dists["0.19.20"], p)) for p in listing)
+    assert len(listing) >= 600 and len(chunks) >= 500 and size >= 8_000_000, (len(listing), len(chunks), size)
 
 
 # -- concurrency and SIGTERM -----------------------------------------------------------
@@ -444,3 +448,88 @@ def test_ui_dist_generator_is_deterministic() -> None:
                                  check=True, capture_output=True, text=True).stdout
             outs.append(out)
     assert outs[0] == outs[1] and outs[0]
+
+
+# -- server-side rendering keeps idle keep-alive connections, like Node's fetch (undici) ------------
+
+def test_ui_ssr_reuses_idle_keepalive_connections(docker_run: Containers, ui_images: dict[str, str], fresh_backend: FakeBackend) -> None:
+    """Renders one after the other share one backend connection: it is kept idle and reused."""
+    _container, port = start_ui(docker_run, ui_images["0.19.20"], fresh_backend.address)
+    for _ in range(3):
+        assert http_get(port, "/")[0] == 200
+    assert len(fresh_backend.connections) == 6  # /site and /post/list per render
+    assert len(set(fresh_backend.connections)) == 1, f"each render should reuse the idle connection: {fresh_backend.connections}"
+    assert fresh_backend.closed == []
+
+
+def test_ui_ssr_closes_idle_connections_after_the_keepalive_timeout(docker_run: Containers, ui_images: dict[str, str],
+                                                                    fresh_backend: FakeBackend) -> None:
+    """Without a Keep-Alive hint an idle connection is closed by the client after undici's 4 s; the next render opens a new one."""
+    _container, port = start_ui(docker_run, ui_images["0.19.20"], fresh_backend.address)
+    assert http_get(port, "/")[0] == 200
+    first = fresh_backend.connections[0]
+    wait_for(lambda: first in fresh_backend.closed, 15, f"the UI to close its idle connection {first} after 4 s")
+    assert http_get(port, "/")[0] == 200
+    assert fresh_backend.connections[-1] != first
+
+
+def test_ui_ssr_honours_the_servers_keepalive_hint(docker_run: Containers, ui_images: dict[str, str], fresh_backend: FakeBackend) -> None:
+    """Keep-Alive: timeout=2 leaves nothing after undici's 2 s threshold: every call opens its own connection."""
+    fresh_backend.keepalive_hint = "timeout=2"
+    _container, port = start_ui(docker_run, ui_images["0.19.20"], fresh_backend.address)
+    for _ in range(2):
+        assert http_get(port, "/")[0] == 200
+    assert len(fresh_backend.connections) == 4
+    assert len(set(fresh_backend.connections)) == 4, f"no connection may be reused: {fresh_backend.connections}"
+
+
+def test_ui_ssr_does_not_retry_on_a_reused_connection_the_server_closed(docker_run: Containers, ui_images: dict[str, str],
+                                                                        fresh_backend: FakeBackend) -> None:
+    """A reused connection that the server closes under the request fails the render with 500, never a second try."""
+    _container, port = start_ui(docker_run, ui_images["0.19.20"], fresh_backend.address)
+    assert http_get(port, "/")[0] == 200  # leaves one idle connection
+    fresh_backend.drop_reused = True
+    before = len(fresh_backend.requests)
+    status, _headers, body = http_get(port, "/")
+    assert status == 500
+    assert "fetch failed" in body.decode() and "other side closed" in body.decode()
+    assert len(fresh_backend.requests) == before + 1, "the failed call was sent again"
+    fresh_backend.drop_reused = False
+    assert http_get(port, "/")[0] == 200  # the next render opens a new connection
+
+
+# -- the image's HEALTHCHECK, and why the lemmy_ui role overrides it --------------------------------
+
+PROBE = "python3 /opt/standin/lemmy_ui/http_probe.py -ILfSs http://localhost:{port}/ > /dev/null || exit 1"
+
+
+def health(container: Container) -> str:
+    return str((container.state().get("Health") or {}).get("Status", "none"))
+
+
+def test_ui_image_healthcheck_has_the_official_shape(ui_images: dict[str, str]) -> None:
+    """The official image: HEALTHCHECK --interval=60s --start-period=10s --retries=2 --timeout=10s CMD curl -ILfSs http://localhost:1234/."""
+    check = json.loads(docker("image", "inspect", "-f", "{{ json .Config.Healthcheck }}", ui_images["0.19.20"]).stdout)
+    assert check["Test"] == ["CMD-SHELL", PROBE.format(port=1234)]
+    assert (check["Interval"], check["StartPeriod"], check["Timeout"], check["Retries"]) == (60 * 10**9, 10 * 10**9, 10 * 10**9, 2)
+
+
+def test_ui_healthcheck_with_host_networking_needs_each_process_port(docker_run: Containers, ui_images: dict[str, str],
+                                                                     fresh_backend: FakeBackend) -> None:
+    """Two UI processes with host networking on other ports than 1234: with the image's probe the one that
+    serves fine turns unhealthy (it probes 1234); with the probe on its own port it turns healthy."""
+    assert not port_open(1234), "port 1234 on this host is taken: the test needs it free to show the image's probe missing"
+    fast = ["--health-interval", "1s", "--health-start-period", "1s", "--health-timeout", "10s"]
+    image_probe_port, own_probe_port = free_port(), free_port()
+    image_probe = docker_run.run(ui_images["0.19.20"], env={"LEMMY_UI_HOST": f"0.0.0.0:{image_probe_port}",
+                                                            "LEMMY_UI_LEMMY_INTERNAL_HOST": fresh_backend.address}, extra=fast)
+    own_probe = docker_run.run(ui_images["0.19.20"], env={"LEMMY_UI_HOST": f"0.0.0.0:{own_probe_port}",
+                                                          "LEMMY_UI_LEMMY_INTERNAL_HOST": fresh_backend.address},
+                               extra=fast + ["--health-cmd", PROBE.format(port=own_probe_port)])
+    image_probe.wait_port(image_probe_port)
+    own_probe.wait_port(own_probe_port)
+    assert http_get(image_probe_port, "/", method="HEAD")[0] == 200  # it serves fine
+    wait_for(lambda: health(own_probe) == "healthy", 30, f"{own_probe.name} (probe on {own_probe_port}) to be healthy")
+    wait_for(lambda: health(image_probe) == "unhealthy", 30, f"{image_probe.name} (image probe on 1234) to be unhealthy")
+    log = image_probe.state()["Health"]["Log"][-1]
+    assert log["ExitCode"] == 1
