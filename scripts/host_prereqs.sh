@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Install and start what the lab and the contract tests need on this machine:
-# Docker Engine, debootstrap, PostgreSQL and shellcheck (for ansible-test sanity) from Debian's packages.
+# Docker Engine, debootstrap, PostgreSQL, shellcheck (for ansible-test sanity) and rclone (the
+# controller's copy of lemmy-ui's static files, role lemmy_ui_static) from Debian's packages.
 set -euo pipefail
 need=()
 [ -x /usr/sbin/dockerd ] || need+=(docker.io)
 command -v debootstrap >/dev/null 2>&1 || need+=(debootstrap)
 command -v shellcheck >/dev/null 2>&1 || need+=(shellcheck)
 command -v dot >/dev/null 2>&1 || need+=(graphviz)
+command -v rclone >/dev/null 2>&1 || need+=(rclone)
 [ -x /usr/sbin/iptables ] || need+=(iptables)
 ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || need+=(postgresql)
 if [ "${#need[@]}" -gt 0 ]; then
