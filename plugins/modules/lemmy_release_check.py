@@ -12,13 +12,15 @@ short_description: Decide whether a Lemmy version step is safe for a rolling upg
 version_added: 0.1.0
 description:
   - Compares the Lemmy versions that run now with the target version, using the collection's table of
-    every 0.19 release (migrations, migrations that break older binaries, env-var flags, migrate-only mode,
-    nodeinfo path).
+    every 0.19 release (migrations, migrations that break older binaries, migrations that block writes,
+    env-var flags, migrate-only mode, nodeinfo path).
   - Classifies the step as one of C(install), C(noop), C(ok), C(resume), C(incompatible), C(skip),
-    C(downgrade) or C(unknown), lists the migrations involved and what they break, and says how the upgrade
-    procedure must migrate and check versions.
-  - Fails, naming the versions, the migrations, what breaks and the override variable, when the step is
-    refused and not overridden. Changes nothing, so check mode gives the same answer.
+    C(downgrade), C(unknown) or C(unsupported), lists the migrations involved, what they break and what they
+    lock, and says how the upgrade procedure must migrate and check versions.
+  - Fails, naming the versions, the migrations, what breaks or what is locked, and the override variable, when
+    the step is refused and not overridden. Changes nothing, so check mode gives the same answer.
+  - A target or running version of a line after 0.19 (0.20, 1.0) is C(unsupported) and always refused: those
+    lines migrate differently (C(lemmy_server migration --all run)).
 author:
   - fediscale.lemmy maintainers (@fediscale)
 extends_documentation_fragment:
@@ -52,10 +54,33 @@ options:
       - Playbooks map this to C(lemmy_upgrade_allow_incompatible).
     type: bool
     default: false
+  allow_write_block:
+    description:
+      - Allow a step whose index builds lock tables of more than O(write_block_rows) estimated rows, or of an
+        unknown size, so that writes to them wait until the build ends.
+      - Playbooks map this to C(lemmy_upgrade_allow_write_block).
+    type: bool
+    default: false
+  table_rows:
+    description:
+      - Estimated rows per table of the Lemmy database (C(pg_class.reltuples)), for example
+        C({"post": 1200000, "post_like": 30000000}).
+      - Omitted, null, missing or negative (never analysed) means unknown, which counts as above the limit.
+    type: dict
+  write_block_rows:
+    description:
+      - The row limit above which a write-blocking index build needs O(allow_write_block). The estimate of a
+        migration is the sum of the rows it indexes (a table indexed twice counts twice).
+      - Playbooks map this to C(lemmy_upgrade_write_block_rows).
+    type: int
+    default: 100000
 notes:
   - The step C(resume) means that processes run the target and the release just before it, as after an
     interrupted rolling upgrade. It is treated like C(ok); if that release's migrations break the older
     binaries, the step is C(incompatible) again and still needs C(allow_incompatible).
+  - The schema C(r) rebuild of every migrating release since 0.19.4 is listed in RV(write_blocks) but never
+    refused: it changes catalog rows only, so it holds its locks for milliseconds once it has them.
+  - A C(resume) step lists no RV(write_blocks): the process that already runs the target migrated the database.
   - The step C(install) (nothing runs) is never refused here; a rolling upgrade has nothing to roll then,
     and the rolling upgrade playbook tells the user to run the site playbook instead.
 seealso:
@@ -77,6 +102,12 @@ EXAMPLES = r"""
     running: ["0.19.18"]
     target: "0.19.20"
     allow_skip: true
+
+- name: Check a step whose index builds block writes, with the table sizes read from PostgreSQL
+  fediscale.lemmy.lemmy_release_check:
+    running: ["0.19.12"]
+    target: "0.19.13"
+    table_rows: {"post": 40000, "post_like": 52000, "comment_like": 8000}
 
 - name: Allow the 0.19.3 to 0.19.4 step, whose migrations break 0.19.3 binaries
   fediscale.lemmy.lemmy_release_check:
@@ -133,6 +164,29 @@ breaks_older:
       breaks_version: "0.19.6"
       migration: 2024-11-12-090437_move-triggers
       what_breaks: drops the public functions community_aggregates_activity and site_aggregates_activity
+write_blocks:
+  description:
+    - The migrations of the step that lock tables while they run, with the lock and the estimated rows.
+    - C(scales_with_rows) is true for index builds, whose lock lasts as long as reading the indexed rows takes.
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - version: "0.19.13"
+      migration: 2025-07-29-152742_add_indexes_for_aggregates_activity
+      tables: [post, post_like, comment_like]
+      indexed: [post, post_like, comment_like]
+      lock: SHARE
+      what: builds a B-tree index on published of each table without CONCURRENTLY
+      scales_with_rows: true
+      rows: {"post": 40000, "post_like": 52000, "comment_like": 8000}
+      estimated_rows: 100000
+      over_limit: false
+write_block_rows:
+  description: The row limit used for RV(write_blocks).
+  returned: always
+  type: int
+  sample: 100000
 strategy:
   description: How the upgrade procedure treats the target.
   returned: always
@@ -187,6 +241,7 @@ import typing as t
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.fediscale.lemmy.plugins.module_utils._releases import (
+    WRITE_BLOCK_ROWS,
     check_step,
     release_info,
 )
@@ -201,7 +256,10 @@ class ReleaseCheck:
     def run(self) -> dict[str, t.Any]:
         params = self.module.params
         running = [str(v) for v in params["running"] or []]
-        decision = check_step(running, params["target"], params["allow_skip"], params["allow_incompatible"])
+        decision = check_step(
+            running, params["target"], params["allow_skip"], params["allow_incompatible"],
+            allow_write_block=params["allow_write_block"], table_rows=params["table_rows"],
+            write_block_rows=params["write_block_rows"])
         result = decision.as_dict()
         versions = decision.running + [decision.target]
         result["releases"] = {v: release_info(v) for v in versions}
@@ -215,10 +273,16 @@ def main() -> None:
         target=dict(type="str", required=True),
         allow_skip=dict(type="bool", default=False),
         allow_incompatible=dict(type="bool", default=False),
+        allow_write_block=dict(type="bool", default=False),
+        table_rows=dict(type="dict"),
+        write_block_rows=dict(type="int", default=WRITE_BLOCK_ROWS),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     if not module.params["target"].strip():
         module.fail_json(msg="target must be a Lemmy version such as 0.19.20, got an empty string (set lemmy_version).")
+    if module.params["write_block_rows"] < 0:
+        module.fail_json(msg="write_block_rows must be 0 or more rows, got {0} (set lemmy_upgrade_write_block_rows).".format(
+            module.params["write_block_rows"]))
     try:
         result = ReleaseCheck(module).run()
     except Exception as exc:  # pragma: no cover - defensive

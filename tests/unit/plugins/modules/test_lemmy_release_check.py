@@ -30,6 +30,8 @@ def run_module(capsys: pytest.CaptureFixture[str], args: dict[str, t.Any]) -> tu
     (["0.19.18"], "0.19.20", {"allow_skip": True}, "skip"),
     (["0.19.3"], "0.19.4", {"allow_incompatible": True}, "incompatible"),
     (["0.19.19"], "0.19.4", {"allow_skip": True}, "downgrade"),
+    (["0.19.12"], "0.19.13", {"table_rows": {"post": 10, "post_like": 10, "comment_like": 10}}, "ok"),
+    (["0.19.12"], "0.19.13", {"allow_write_block": True}, "ok"),
 ])
 def test_allowed(capsys: pytest.CaptureFixture[str], running: list[str], target: str, extra: dict[str, t.Any], step: str) -> None:
     code, result = run_module(capsys, dict(running=running, target=target, **extra))
@@ -45,6 +47,7 @@ def test_allowed(capsys: pytest.CaptureFixture[str], running: list[str], target:
     (["0.19.19"], "0.19.4", "downgrade", "lemmy_upgrade_allow_skip"),
     (["0.19.19"], "0.19.99", "unknown", "lemmy_upgrade_allow_skip"),
     (["0.19.3"], "0.19.4", "incompatible", "lemmy_upgrade_allow_incompatible"),
+    (["0.19.12"], "0.19.13", "ok", "lemmy_upgrade_allow_write_block"),
 ])
 def test_refused(capsys: pytest.CaptureFixture[str], running: list[str], target: str, step: str, override: str) -> None:
     code, result = run_module(capsys, dict(running=running, target=target))
@@ -54,6 +57,36 @@ def test_refused(capsys: pytest.CaptureFixture[str], running: list[str], target:
     assert result["refused"] is True
     assert override in result["msg"]
     assert running[0] in result["msg"] and target in result["msg"]
+
+
+def test_write_block_sizes_and_limit_reach_the_decision(capsys: pytest.CaptureFixture[str]) -> None:
+    rows = {"post": 300_000, "post_like": 1_000_000, "comment_like": 200_000}
+    code, result = run_module(capsys, dict(running=["0.19.12"], target="0.19.13", table_rows=rows))
+    assert code == 1
+    assert result["write_blocks"][0]["estimated_rows"] == 1_500_000
+    assert result["write_block_rows"] == 100_000
+    assert "about 1,500,000 rows" in result["msg"] and "-e lemmy_upgrade_allow_write_block=true" in result["msg"]
+    code, result = run_module(capsys, dict(running=["0.19.12"], target="0.19.13", table_rows=rows, write_block_rows=2_000_000))
+    assert code == 0
+    assert result["write_blocks"][0]["over_limit"] is False
+    assert result["write_blocks"][-1]["migration"].startswith("schema r rebuild")
+
+
+def test_negative_write_block_rows(capsys: pytest.CaptureFixture[str]) -> None:
+    code, result = run_module(capsys, dict(running=["0.19.12"], target="0.19.13", write_block_rows=-1))
+    assert code == 1
+    assert "lemmy_upgrade_write_block_rows" in result["msg"]
+
+
+@pytest.mark.parametrize("target", ["1.0.0", "1.0.0-beta.1", "0.20.0"])
+def test_newer_line_is_refused(capsys: pytest.CaptureFixture[str], target: str) -> None:
+    code, result = run_module(capsys, dict(running=["0.19.20"], target=target, allow_skip=True, allow_incompatible=True,
+                                           allow_write_block=True))
+    assert code == 1
+    assert result["step"] == "unsupported"
+    assert result["strategy"]["migrate"] == "first_api_process"
+    assert result["releases"][target]["migrate_only"] is False
+    assert "lemmy_server migration --all run" in result["msg"]
 
 
 def test_refusal_names_migrations(capsys: pytest.CaptureFixture[str]) -> None:
