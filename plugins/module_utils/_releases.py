@@ -47,9 +47,11 @@ INCOMPATIBLE_OVERRIDE = "lemmy_upgrade_allow_incompatible"
 WRITE_BLOCK_OVERRIDE = "lemmy_upgrade_allow_write_block"
 
 # Above this many estimated rows (pg_class.reltuples) in the tables an index build of one step locks, the step
-# needs WRITE_BLOCK_OVERRIDE. A non-concurrent B-tree build reads and sorts every row while the table takes no
-# writes; at 100,000 rows that is about a second, at millions of rows it is minutes (docs/upgrade.md).
+# needs WRITE_BLOCK_OVERRIDE. benchmarks/index_build_lock.py: a B-tree build holds writes for about 0.1 s per
+# 100,000 rows (1 s per million); a trigram GIN build is about 150 times slower per row, so its rows count
+# TRIGRAM_ROW_WEIGHT times (docs/upgrade.md).
 WRITE_BLOCK_ROWS = 100_000
+TRIGRAM_ROW_WEIGHT = 100
 
 LOCK_SHARE = "SHARE"
 LOCK_ACCESS_EXCLUSIVE = "ACCESS EXCLUSIVE"
@@ -91,6 +93,8 @@ class WriteBlock:
     scales_with_rows: bool = True
     # Tables read to build an index, one entry per index (a table indexed twice counts twice).
     indexed: tuple[str, ...] = ()
+    # How many B-tree rows one row of this build costs (TRIGRAM_ROW_WEIGHT for a trigram GIN index).
+    row_weight: int = 1
 
     def as_dict(self) -> dict[str, t.Any]:
         return {
@@ -100,6 +104,7 @@ class WriteBlock:
             "what": self.what,
             "scales_with_rows": self.scales_with_rows,
             "indexed": list(self.indexed or (self.tables if self.scales_with_rows else ())),
+            "row_weight": self.row_weight,
         }
 
 
@@ -232,7 +237,7 @@ _RELEASES: tuple[Release, ...] = (
             WriteBlock("2025-02-24-173152_search-alt-text-of-posts", ("post",), LOCK_ACCESS_EXCLUSIVE,
                        "drops idx_post_trigram and builds it again as a trigram GIN index over name, body and "
                        "alt_text without CONCURRENTLY, in one transaction: post takes neither reads nor writes "
-                       "until the build ends"),
+                       "until the build ends", row_weight=TRIGRAM_ROW_WEIGHT),
         ),
     ),
     Release(
@@ -511,10 +516,12 @@ def _write_blocks_of(
                 counted = [rows[table] for table in (block.indexed or block.tables)]
                 estimate = None if any(r is None for r in counted) else sum(t.cast(int, r) for r in counted)
                 entry["estimated_rows"] = estimate
+                entry["weighted_rows"] = None if estimate is None else estimate * block.row_weight
                 # Unknown sizes count as large: the lock may last minutes and nothing says otherwise.
-                entry["over_limit"] = estimate is None or estimate > limit
+                entry["over_limit"] = estimate is None or estimate * block.row_weight > limit
             else:
                 entry["estimated_rows"] = None
+                entry["weighted_rows"] = None
                 entry["over_limit"] = False
             blocks.append(entry)
     return blocks
@@ -528,8 +535,10 @@ def _describe_write_blocks(blocks: list[dict[str, t.Any]], limit: int) -> str:
             size = ("the size of {0} is unknown (not read, or never analysed: run ANALYZE on them), so it counts as "
                     "above the limit of {1:,} rows").format(", ".join(unknown), limit)
         else:
-            size = "about {0:,} rows ({1}; pg_class.reltuples), above the limit of {2:,} rows".format(
-                b["estimated_rows"], ", ".join("{0} {1:,}".format(k, v) for k, v in b["rows"].items()), limit)
+            weight = "" if b["row_weight"] == 1 else ", each trigram GIN row counting as {0} (so {1:,})".format(
+                b["row_weight"], b["weighted_rows"])
+            size = "about {0:,} rows ({1}; pg_class.reltuples){2}, above the limit of {3:,} rows".format(
+                b["estimated_rows"], ", ".join("{0} {1:,}".format(k, v) for k, v in b["rows"].items()), weight, limit)
         parts.append("{version} migration {migration} blocks {blocked} on {tables} ({lock} lock) while it runs: "
                      "it {what}; {size}".format(
                          version=b["version"], migration=b["migration"], tables=", ".join(b["tables"]),

@@ -70,7 +70,8 @@ options:
   write_block_rows:
     description:
       - The row limit above which a write-blocking index build needs O(allow_write_block). The estimate of a
-        migration is the sum of the rows it indexes (a table indexed twice counts twice).
+        migration is the sum of the rows it indexes (a table indexed twice counts twice); a row of a trigram GIN
+        index counts 100 times, as such a build is about that much slower per row.
       - Playbooks map this to C(lemmy_upgrade_write_block_rows).
     type: int
     default: 100000
@@ -180,7 +181,9 @@ write_blocks:
       what: builds a B-tree index on published of each table without CONCURRENTLY
       scales_with_rows: true
       rows: {"post": 40000, "post_like": 52000, "comment_like": 8000}
+      row_weight: 1
       estimated_rows: 100000
+      weighted_rows: 100000
       over_limit: false
 write_block_rows:
   description: The row limit used for RV(write_blocks).

@@ -339,6 +339,17 @@ def test_table_indexed_twice_counts_twice() -> None:
     assert not rel.check_step(["0.19.13"], "0.19.14", table_rows={"post_aggregates": 50_000}).refused
 
 
+@pytest.mark.parametrize("posts, refused", [(1_000, False), (1_001, True), (50_000, True)])
+def test_trigram_rows_count_more(posts: int, refused: bool) -> None:
+    decision = rel.check_step(["0.19.10"], "0.19.11", table_rows={"post": posts})
+    assert decision.refused is refused
+    block = decision.write_blocks[0]
+    assert block["row_weight"] == rel.TRIGRAM_ROW_WEIGHT
+    assert block["weighted_rows"] == posts * rel.TRIGRAM_ROW_WEIGHT
+    if refused:
+        assert "each trigram GIN row counting as 100" in decision.msg
+
+
 def test_write_block_limit_is_a_parameter() -> None:
     rows = {"post_aggregates": 60_000}
     assert not rel.check_step(["0.19.13"], "0.19.14", table_rows=rows, write_block_rows=1_000_000).refused
