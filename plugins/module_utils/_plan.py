@@ -44,6 +44,8 @@ KIND_ORDER = ("api", "ui", "federation", "scheduler", "pictrs")
 API_ARGS = ("--disable-scheduled-tasks", "--disable-activity-sending")
 SCHEDULER_ARGS = ("--disable-http-server", "--disable-activity-sending")
 FEDERATION_ARGS = ("--disable-http-server", "--disable-scheduled-tasks")
+# The kinds that run lemmy_server (and so can serve Prometheus metrics).
+SERVER_KINDS = ("api", "federation", "scheduler")
 
 # Lemmy's own rate-limit defaults (table local_site_rate_limit). The count keys are the bucket
 # capacity; the *_per_second keys are, despite their name, the refill interval in seconds.
@@ -93,6 +95,8 @@ SETTING_DEFAULTS = {
     "nginx_static_origin": None,
     "lemmy_rate_limits": {},
     "lemmy_federation_enabled": True,
+    # Each lemmy_server process serves Prometheus metrics on its own port (lemmy_prometheus_base_port + n).
+    "lemmy_prometheus": False,
     # Derived in a no_log task, never the secrets themselves: {name: {kind, length, differs_on}}.
     "secret_facts": {},
 }
@@ -127,6 +131,7 @@ PLAN_LEVEL_KEYS = (
     "lemmy_database_reserved_connections",
     "lemmy_rate_limits",
     "lemmy_federation_enabled",
+    "lemmy_prometheus",
 )
 
 # Secrets: the plan sees only their kind, length and the hosts whose value differs from the controller's.
@@ -162,6 +167,8 @@ HOST_VAR_DEFAULTS = {
     "lemmy_api_base_port": 8536,
     "lemmy_ui_base_port": 1234,
     "pictrs_port": 8080,
+    # Lemmy's own default metrics port (src/prometheus_metrics.rs); the host's n-th lemmy_server process gets base + n - 1.
+    "lemmy_prometheus_base_port": 10002,
     # roles/nginx/defaults/main.yml (a unit test keeps them equal)
     "nginx_listen_port": 80,
     "nginx_tls_port": 443,
@@ -182,6 +189,8 @@ HOST_VAR_KEYS = (
     "nginx_listen_port",
     "nginx_tls_enabled",
     "nginx_tls_port",
+    "lemmy_prometheus_base_port",
+    "lemmy_prometheus_bind",
 )
 
 _CLEAN_INT = re.compile(r"^\s*[0-9]+\s*$")
@@ -551,6 +560,12 @@ class _Planner:
             self.problem("lemmy_federation_enabled is %s; set it to true or false" % show(self.setting("lemmy_federation_enabled")))
             enabled = True
         out["federation_enabled"] = enabled
+
+        prometheus = parse_bool(self.setting("lemmy_prometheus"))
+        if prometheus is None:
+            self.problem("lemmy_prometheus is %s; set it to true or false" % show(self.setting("lemmy_prometheus")))
+            prometheus = False
+        out["prometheus"] = prometheus
 
         db_host = self.setting("lemmy_database_host")
         if db_host is not None and (not isinstance(db_host, str) or any(c.isspace() for c in db_host.strip()) or "/" in db_host):
@@ -931,6 +946,8 @@ class _Planner:
         database = self.plan_database(groups, settings, addresses, processes)
 
         processes.sort(key=lambda p: (natural_key(p["host"]), KIND_ORDER.index(p["kind"]), p["slot"]))
+        if settings["prometheus"]:
+            self.plan_metrics(processes)
         self.check_ports(processes, self.nginx_ports(groups))
 
         api = [p for p in processes if p["kind"] == "api"]
@@ -1189,6 +1206,8 @@ class _Planner:
         for proc in processes:
             if proc["port"] is not None:
                 users.setdefault((proc["host"], proc["port"]), []).append((proc["name"], port_keys[proc["kind"]]))
+            if proc.get("metrics"):
+                users.setdefault((proc["host"], proc["metrics"]["port"]), []).append((proc["name"] + " metrics", "lemmy_prometheus_base_port"))
         for (host, port), owners in sorted(users.items(), key=lambda item: (natural_key(item[0][0]), item[0][1])):
             if len(owners) < 2:
                 continue
@@ -1196,9 +1215,52 @@ class _Planner:
             keys = sorted({key for _name, key in owners})
             if any(key.startswith("nginx_") for key in keys):
                 fix = "change %s on %s so the ports differ" % (" or ".join(keys), host)
+            elif "lemmy_prometheus_base_port" in keys:
+                fix = "change %s on %s so the port ranges do not overlap" % (" or ".join(keys), host)
             else:
                 fix = "change lemmy_api_base_port, lemmy_ui_base_port or pictrs_port on %s so the port ranges do not overlap" % host
             self.problem("host %s: %s %s want port %d; %s" % (host, " and ".join(names), "both" if len(names) == 2 else "all", port, fix))
+
+    def plan_metrics(self, processes: list[dict[str, t.Any]]) -> None:
+        """Give every lemmy_server process of a host its own metrics port, in the host's process order.
+
+        Lemmy's prometheus.bind is an IP address (a host name fails the config), so the bind is
+        lemmy_prometheus_bind or else the host's address when that is an IP literal.
+        """
+        by_host: dict[str, list[dict[str, t.Any]]] = {}
+        for proc in processes:
+            if proc["kind"] in SERVER_KINDS:
+                by_host.setdefault(proc["host"], []).append(proc)
+        for host, procs in by_host.items():
+            base = self.port_of(host, "lemmy_prometheus_base_port")
+            if base is not None and base + len(procs) - 1 > 65535:
+                self.problem(
+                    "host %s: lemmy_prometheus_base_port %d with %d lemmy_server processes runs past port 65535; lower lemmy_prometheus_base_port"
+                    % (host, base, len(procs))
+                )
+                base = None
+            bind = self.metrics_bind(host, procs[0]["address"])
+            if base is None or bind is None:
+                continue
+            for number, proc in enumerate(procs):
+                proc["metrics"] = {"bind": bind, "port": base + number, "target": hostport(proc["address"], base + number)}
+
+    def metrics_bind(self, host: str, address: str) -> str | None:
+        raw = self.host_var(host, "lemmy_prometheus_bind")
+        value = address if raw is None or (isinstance(raw, str) and not raw.strip()) else raw
+        if isinstance(value, str):
+            try:
+                return str(ipaddress.ip_address(value.strip().strip("[]")))
+            except ValueError:
+                pass
+        if raw is None:
+            self.problem(
+                "host %s: lemmy_prometheus is true but the host's address %s is not an IP address, and Lemmy binds its metrics only to an "
+                "IP; set lemmy_prometheus_bind on the host to its IP (or 0.0.0.0), or lemmy_host_address to an IP" % (host, show(address))
+            )
+        else:
+            self.problem("host %s: lemmy_prometheus_bind is %s; set it to an IP address such as 0.0.0.0 or the host's own IP" % (host, show(raw)))
+        return None
 
     def plan_rate_limits(self, settings: dict[str, t.Any], api_count: int) -> dict[str, int]:
         wanted = settings["rate_limits_wanted"]

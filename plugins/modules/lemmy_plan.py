@@ -92,6 +92,9 @@ options:
         refused, since pict-rs has no such setting.
       - C(lemmy_rate_limits) holds the wanted per-client limits under Lemmy's keys (defaults are Lemmy's).
         C(lemmy_federation_enabled) defaults to true. C(lemmy_database_host) names an external database server.
+      - C(lemmy_prometheus) (default false) gives every lemmy_server process a C(metrics) entry C({bind, port, target}), with
+        port C(lemmy_prometheus_base_port) (host variable, default 10002) plus its place among the host's lemmy_server
+        processes, bound to C(lemmy_prometheus_bind) (host variable) or else the host's address, which must then be an IP.
     type: dict
     required: true
   known_versions:

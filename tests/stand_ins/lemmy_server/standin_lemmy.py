@@ -171,6 +171,11 @@ def load_settings() -> dict[str, Any]:
         settings[name] = merged
     if settings["prometheus"] is not None:
         _check_int(settings["prometheus"]["port"], "prometheus.port", 0, 65535)
+        # bind is a std::net::IpAddr: a host name fails the whole config, like serde does.
+        try:
+            ipaddress.ip_address(_check_str(settings["prometheus"]["bind"], "prometheus.bind"))
+        except ValueError as exc:
+            raise SettingsError(f"invalid IP address syntax for key `prometheus.bind`: {settings['prometheus']['bind']!r}") from exc
     db = raw.get("database", {}) or {}
     if not isinstance(db, dict):
         raise SettingsError("invalid type for `database`: expected a map")
@@ -491,6 +496,12 @@ class Pool:
         with self._lock:
             return self.size, self._busy
 
+    def gauges(self) -> tuple[int, int, int]:
+        """(open connections, maximum, idle ones), what deadpool's status() gives Lemmy's metrics."""
+        with self._lock:
+            opened = len(self._pool._pool) + len(self._pool._used)  # pylint: disable=protected-access
+            return opened, self.size, max(0, opened - self._busy)
+
     def run(self, work: Callable[[Any], Any]) -> Any:
         if not self._slots.acquire(timeout=30):
             raise RuntimeError("Timed out waiting for a database connection")
@@ -802,17 +813,27 @@ class Server:
             def log_message(self, *_args: Any) -> None:
                 return
 
+            def not_found(self) -> None:
+                self.send_response(404)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            # actix answers 404 to any other path and to /metrics with another method (the route is GET only).
+            do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = not_found
+
             def do_GET(self) -> None:  # noqa: N802 - http.server API
                 if self.path.split("?")[0] != "/metrics":
-                    self.send_response(404)
-                    self.send_header("Content-Length", "0")
-                    self.end_headers()
+                    self.not_found()
                     return
-                size, busy = server.pool.stats() if server.pool else (0, 0)
-                body = (f"lemmy_db_pool_max_connections {size}\nlemmy_db_pool_size {busy}\n"
-                        f"lemmy_db_pool_available {size - busy}\n").encode()
+                opened, size, idle = server.pool.gauges() if server.pool else (0, 0, 0)
+                # The prometheus crate's text encoding of Lemmy's three gauges (src/prometheus_metrics.rs), sorted by name.
+                gauges = (("lemmy_db_pool_available_connections", "Number of available connections in the pool", idle),
+                          ("lemmy_db_pool_connections", "Current number of connections in the pool", opened),
+                          ("lemmy_db_pool_max_connections", "Maximum number of connections in the pool", size))
+                body = "".join(f"# HELP {name} {text}\n# TYPE {name} gauge\n{name} {value}\n" for name, text, value in gauges).encode()
                 self.send_response(200)
-                self.send_header("Content-Type", "text/plain; version=0.0.4")
+                # actix's body(String) content type; Prometheus parses it as the text format.
+                self.send_header("Content-Type", "text/plain; charset=utf-8")
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)
@@ -820,7 +841,8 @@ class Server:
         try:
             httpd = ThreadingHTTPServer((prom["bind"], int(prom["port"])), Metrics)
         except OSError as exc:
-            panic_line("prometheus", f"src/prometheus_metrics.rs:\nCannot bind to {prom['bind']}:{prom['port']}: {exc.strerror}")
+            # Lemmy panics in the metrics thread only: the process runs on without metrics (src/prometheus_metrics.rs).
+            panic_line("<unnamed>", f"src/prometheus_metrics.rs:\nPrometheus server cannot bind to {prom['bind']}:{prom['port']}")
             return
         httpd.daemon_threads = True
         httpd.serve_forever(poll_interval=0.5)

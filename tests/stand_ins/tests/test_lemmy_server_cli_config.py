@@ -253,5 +253,38 @@ def test_prometheus_bind_failure_only_loses_metrics(lemmy: LemmyRunner, postgres
         extra = f"  prometheus: {{\n    bind: 127.0.0.1\n    port: {taken.getsockname()[1]}\n  }}\n"
         proc = lemmy.start(port=port, extra_extra=extra)
         proc.wait_ready()
-        wait_until(lambda: "Cannot bind to" in proc.container.logs()[1], 30, "the prometheus panic line")
+        wait_until(lambda: "Prometheus server cannot bind to 127.0.0.1:" in proc.container.logs()[1], 30, "the prometheus panic line")
+        assert "thread '<unnamed>' panicked at src/prometheus_metrics.rs" in proc.container.logs()[1]
         assert proc.get("/api/v3/site").status == 200
+
+
+def test_prometheus_text_format_like_lemmy(lemmy: LemmyRunner, postgres: PgDatabase) -> None:
+    """Metrics: /metrics only, GET only, Lemmy's three gauges with HELP and TYPE lines, actix's text/plain content type."""
+    metrics_port = free_port()
+    extra = f"  prometheus: {{\n    bind: 127.0.0.1\n    port: {metrics_port}\n  }}\n"
+    proc = lemmy.start(extra_extra=extra)
+    proc.wait_ready()
+    proc.get("/api/v3/site")
+    reply = wait_until(lambda: http_request(metrics_port, "/metrics", timeout=2), 60, "the metrics endpoint")
+    assert reply.status == 200
+    assert reply.headers["content-type"] == "text/plain; charset=utf-8"
+    lines = reply.body.decode().splitlines()
+    names = ["lemmy_db_pool_available_connections", "lemmy_db_pool_connections", "lemmy_db_pool_max_connections"]
+    for name in names:
+        assert f"# TYPE {name} gauge" in lines
+        assert any(line.startswith(f"# HELP {name} ") for line in lines)
+    values = {line.split()[0]: float(line.split()[1]) for line in lines if not line.startswith("#")}
+    assert sorted(values) == names
+    assert values["lemmy_db_pool_max_connections"] == 30
+    assert 0 <= values["lemmy_db_pool_connections"] <= 30
+    assert values["lemmy_db_pool_available_connections"] <= values["lemmy_db_pool_connections"]
+    assert http_request(metrics_port, "/", timeout=2).status == 404
+    assert http_request(metrics_port, "/metrics", method="POST", body=b"", timeout=2).status == 404
+
+
+def test_prometheus_bind_must_be_an_ip(lemmy: LemmyRunner) -> None:
+    """Config: prometheus.bind is an IP address; a host name fails the whole config, not only the metrics."""
+    path = lemmy.config(free_port(), extra="  prometheus: {\n    bind: localhost\n    port: 10002\n  }\n")
+    code, _out, err = lemmy.run_to_exit(config_path=path)
+    assert code != 0
+    assert "Failed to load settings file" in err and "prometheus.bind" in err
