@@ -19,7 +19,7 @@ description:
     lock, and says how the upgrade procedure must migrate and check versions.
   - Fails, naming the versions, the migrations, what breaks or what is locked, and the override variable, when
     the step is refused and not overridden. Changes nothing, so check mode gives the same answer.
-  - A target or running version of a line after 0.19 (0.20, 1.0) is C(unsupported) and always refused: those
+  - A target or running version of a line after 0.19 (0.20, 1.0) is C(unsupported) and always refused, as those
     lines migrate differently (C(lemmy_server migration --all run)).
 author:
   - fediscale.lemmy maintainers (@fediscale)
@@ -63,8 +63,8 @@ options:
     default: false
   table_rows:
     description:
-      - Estimated rows per table of the Lemmy database (C(pg_class.reltuples)), for example
-        C({"post": 1200000, "post_like": 30000000}).
+      - Estimated rows per table name of the Lemmy database (C(pg_class.reltuples)), such as 1200000 for
+        C(post) and 30000000 for C(post_like).
       - Omitted, null, missing or negative (never analysed) means unknown, which counts as above the limit.
     type: dict
   write_block_rows:
@@ -80,8 +80,8 @@ notes:
     interrupted rolling upgrade. It is treated like C(ok); if that release's migrations break the older
     binaries, the step is C(incompatible) again and still needs C(allow_incompatible).
   - The schema C(r) rebuild of every migrating release since 0.19.4 is listed in RV(write_blocks) but never
-    refused: it changes catalog rows only, so it holds its locks for milliseconds once it has them.
-  - A C(resume) step lists no RV(write_blocks): the process that already runs the target migrated the database.
+    refused, as it changes catalog rows only and so holds its locks for milliseconds once it has them.
+  - A C(resume) step lists no RV(write_blocks), because the process that already runs the target migrated the database.
   - The step C(install) (nothing runs) is never refused here; a rolling upgrade has nothing to roll then,
     and the rolling upgrade playbook tells the user to run the site playbook instead.
 seealso:
