@@ -339,7 +339,7 @@ def containers_from_docker_ps(rows: t.Sequence[t.Any]) -> list[dict[str, t.Any]]
             labels = dict(part.partition("=")[::2] for part in labels.split(",") if "=" in part)
         service = labels.get("com.docker.compose.service") if isinstance(labels, t.Mapping) else None
         if service:
-            result.append({"name": str(row.get("Names", "")).split(",")[0], "service": service, "state": str(row.get("State", ""))})
+            result.append({"name": str(row.get("Names", "")).split(",", maxsplit=1)[0], "service": service, "state": str(row.get("State", ""))})
     return result
 
 
@@ -472,7 +472,10 @@ def adopt(
                 % (project, host, container_name(project, "postgres"))
             )
         elif str(postgres.get("state", "")).lower() != "running" and not str(postgres.get("state", "")).lower().startswith("up"):
-            problems.append("the postgres container %s on %s is %s; start it (docker start %s) so it can be dumped" % (postgres["name"], host, postgres.get("state"), postgres["name"]))
+            problems.append(
+                "the postgres container %s on %s is %s; start it (docker start %s) so it can be dumped"
+                % (postgres["name"], host, postgres.get("state"), postgres["name"])
+            )
 
     if problems:
         raise AdoptError(problems)

@@ -268,7 +268,8 @@ def build_dot(
             edges.append((node_id(host, "nginx"), "storage/static", {"style": "dotted"}))
 
     if database_node == "external/postgresql":
-        lines.append("  %s%s;" % (quote(database_node), _attrs(label="PostgreSQL (external)\n%s" % database["host"], shape="cylinder", fillcolor=COLOURS["database"])))
+        external = _attrs(label="PostgreSQL (external)\n%s" % database["host"], shape="cylinder", fillcolor=COLOURS["database"])
+        lines.append("  %s%s;" % (quote(database_node), external))
 
     # pict-rs: behind the API (uploads and image requests pass through lemmy_server).
     pictrs_target = None

@@ -272,14 +272,17 @@ def test_refusals_list_every_problem_with_its_fix() -> None:
 def test_a_stopped_database_container_is_refused() -> None:
     containers = [dict(c, state="exited") if c["service"] == "postgres" else c for c in RUNNING]
     assert problems(containers=containers) == [
-        "the postgres container lemmyexampleorg-postgres-1 on lemmy.example.org is exited; start it (docker start lemmyexampleorg-postgres-1) so it can be dumped"
+        "the postgres container lemmyexampleorg-postgres-1 on lemmy.example.org is exited; "
+        "start it (docker start lemmyexampleorg-postgres-1) so it can be dumped"
     ]
 
 
 def test_bad_hjson_and_missing_services_are_refused_with_the_path() -> None:
     assert "lemmy.hjson line 1" in problems(lemmy_hjson='{ a: "x')[0]
     assert "/srv/lemmy/lemmy.example.org/lemmy.hjson" in problems(lemmy_hjson='{ a: "x')[0]
-    assert problems(compose={"services": {"lemmy": {}}})[0].endswith("has no postgres service; lemmy-ansible 1.5 runs lemmy, lemmy-ui, pictrs and postgres in one project")
+    assert problems(compose={"services": {"lemmy": {}}})[0].endswith(
+        "has no postgres service; lemmy-ansible 1.5 runs lemmy, lemmy-ui, pictrs and postgres in one project"
+    )
     assert "has no services" in problems(compose={})[0]
 
 
