@@ -157,7 +157,7 @@ def run_module(module: AnsibleModule) -> dict[str, t.Any]:
         module.fail_json(msg="psql could not read the federation state as %s@%s:%s/%s: %s"
                          % (p["login_user"], p["login_host"], p["login_port"], p["database"], err.strip()), rc=rc)
     try:
-        data = json.loads(out.strip().splitlines()[-1])
+        data = json.loads(out.strip())
         now = parse_time(data["now"])
         report = build_report(data["instances"], data["newest_id"], p["shard_count"], now, p["stale_days"])
     except (ValueError, KeyError, IndexError, StatusError) as error:
