@@ -101,6 +101,9 @@ class Results:
         self.stale_keepalive_resends = 0
         self.latency_max = 0.0
         self.latency_sum = 0.0
+        # 2xx answers whose body is not what the route serves (an error hidden behind a 200).
+        self.bad_content = 0
+        self.bad_content_urls: Counter[str] = Counter()
 
     def record(self, kind: str, url: str, status: int | None, error: str | None, latency: float) -> None:
         second = int(time.monotonic() - self.started)
@@ -129,6 +132,11 @@ class Results:
             if len(self.failure_samples) < MAX_SAMPLES:
                 self.failure_samples.append({"t": round(time.monotonic() - self.started, 3), "kind": kind, "url": url,
                                              "status": status, "error": error})
+
+    def note_bad_content(self, url: str) -> None:
+        with self.lock:
+            self.bad_content += 1
+            self.bad_content_urls[url] += 1
 
     def note_versions(self, ui: str | None, backend: str | None) -> None:
         second = int(time.monotonic() - self.started)
@@ -165,6 +173,8 @@ class Results:
                 "by_kind": {k: dict(v) for k, v in self.by_kind.items()},
                 "reconnects": self.reconnects,
                 "stale_keepalive_resends": self.stale_keepalive_resends,
+                "bad_content": self.bad_content,
+                "bad_content_urls": dict(self.bad_content_urls.most_common(50)),
                 "latency_avg_ms": round(1000 * self.latency_sum / self.total, 1) if self.total else None,
                 "latency_max_ms": round(1000 * self.latency_max, 1),
                 "timeline": [dict(second=s, **dict(c)) for s, c in sorted(self.timeline.items())],
@@ -254,6 +264,8 @@ class Worker(threading.Thread):
         text = body.decode("utf-8", "replace")
         ui = UI_VERSION_RE.search(text)
         backend = BACKEND_VERSION_RE.search(text)
+        if ui is None:
+            self.gen.results.note_bad_content("/")
         self.gen.results.note_versions(ui.group(1) if ui else None, None)
         del backend  # the backend version in the page is the one SSR talked to; API visits record it.
         assets = sorted(set(STATIC_RE.findall(text)))
@@ -267,15 +279,30 @@ class Worker(threading.Thread):
     def visit_api(self) -> None:
         url = self.rng.choice(self.gen.api_urls)
         status, body = self.request("api", url)
-        if status == 200 and url == "/api/v3/site":
-            try:
-                version = json.loads(body).get("version")
-            except ValueError:
-                version = None
+        if status != 200:
+            return
+        try:
+            data = json.loads(body)
+        except ValueError:
+            data = None
+        expected = "version" if url == "/api/v3/site" else "posts"
+        if not isinstance(data, dict) or expected not in data:
+            self.gen.results.note_bad_content(url)
+            return
+        if url == "/api/v3/site":
+            version = data.get("version")
             self.gen.results.note_versions(None, version if isinstance(version, str) else None)
 
     def visit_ap(self) -> None:
-        self.request("ap", "/c/" + self.gen.args.community, accept=AP_ACCEPT)
+        url = "/c/" + self.gen.args.community
+        status, body = self.request("ap", url, accept=AP_ACCEPT)
+        if status == 200:
+            try:
+                data = json.loads(body)
+            except ValueError:
+                data = None
+            if not isinstance(data, dict) or "id" not in data:
+                self.gen.results.note_bad_content(url)
 
     def run(self) -> None:
         """One visit at a time, like a browser tab: a keep-alive connection for the page and its assets,
