@@ -53,7 +53,7 @@ options:
     type: str
     default: /var/run/docker.sock
   min_free_mb:
-    description: The free disk space, in MiB, that every app and database host needs under O(reports[].disk_path).
+    description: The free disk space, in MiB, that every app and database host needs under the C(disk_path) of its report.
     type: int
     default: 2048
   min_python:
