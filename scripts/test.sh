@@ -32,8 +32,8 @@ stage_contract() {
 stage_molecule() {
   export MOLECULE_GLOB='molecule/*/molecule.yml'
   # Start from a known state: labs left over by an interrupted run are removed.
-  tests/lab/clean_labs.sh fsl-molecule-default fsl-molecule-upgrade fsl-molecule-adopt
-  for scenario in ${FEDISCALE_MOLECULE_SCENARIOS:-default upgrade adopt}; do
+  tests/lab/clean_labs.sh fsl-molecule-default fsl-molecule-upgrade fsl-molecule-faults fsl-molecule-adopt
+  for scenario in ${FEDISCALE_MOLECULE_SCENARIOS:-default upgrade faults adopt}; do
     "$venv/bin/molecule" test -s "$scenario"
   done
 }

@@ -32,7 +32,7 @@ WINDOWS: tuple[tuple[str, str], ...] = (
 
 RECAP_RE = re.compile(r"^(\S+)\s+:\s+ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.MULTILINE)
 UPSTREAM_RE = re.compile(r"^\s*upstream\s+(\S+)\s*\{(.*?)^\s*\}", re.MULTILINE | re.DOTALL)
-SERVER_RE = re.compile(r"^\s*server\s+(\S+)([^;]*);", re.MULTILINE)
+SERVER_RE = re.compile(r"^\s*server\s+([^\s;]+)([^;]*);", re.MULTILINE)
 
 # Slack on the sender's redelivery bound: the sampling period and the sender loop's own work.
 REDELIVERY_MARGIN_S = 3.0
@@ -112,8 +112,9 @@ def parse_upstreams(text: str) -> dict[str, dict[str, list[str]]]:
     return pools
 
 
-def judge_pools(configs: dict[str, str]) -> list[str]:
-    """No proxy config leaves a pool with a drained server and no server to serve."""
+def judge_pools(configs: dict[str, str], markers: list[str] | None = None) -> list[str]:
+    """No proxy config leaves a pool with a drained server and no server to serve, neither as rendered nor once
+    the drain markers on disk (which the next render turns into "down") are applied to the balancer's pools."""
     problems = []
     for where, text in sorted(configs.items()):
         pools = parse_upstreams(text)
@@ -122,6 +123,8 @@ def judge_pools(configs: dict[str, str]) -> list[str]:
         for name, servers in sorted(pools.items()):
             if not servers["up"]:
                 problems.append(f"{where}: upstream {name} has no server up (down: {servers['down']})")
+            elif markers and "upstreams.conf" in where and not set(servers["up"]) - set(markers):
+                problems.append(f"{where}: upstream {name} would have no server up once the markers {sorted(markers)} are rendered")
     return problems
 
 
@@ -257,13 +260,14 @@ def judge_window(name: str, load: dict[str, t.Any], facts: dict[str, t.Any]) -> 
         result += (f"; {summary['instances']} instances each owned by one sender, state at most {summary['redelivery_s']} s "
                    f"behind (bound {summary['bound_s']} s)")
     elif name == "upgrade_interrupt":
-        problems += judge_pools(facts["configs_after_kill"])
+        problems += judge_pools(facts["configs_after_kill"], facts.get("drained_at_kill", []))
         if int(facts["rerun_rc"]) != 0:
             problems.append(f"the rerun of rolling_upgrade.yml failed (rc {facts['rerun_rc']})")
         if facts["version_after"] != facts["target"]:
             problems.append(f"the balancer reports {facts['version_after']} after the rerun, not {facts['target']}")
         drained = sorted({s for p in (parse_upstreams(x) for x in facts["configs_after_kill"].values()) for v in p.values() for s in v["down"]})
-        result += f"; killed with {drained or 'nothing'} drained, every pool kept a server, rerun rc {facts['rerun_rc']}"
+        result += (f"; killed with drain markers {facts.get('drained_at_kill') or 'none'} ({drained or 'none'} rendered down), "
+                   f"every pool kept a server, rerun rc {facts['rerun_rc']}, balancer at {facts['version_after']}")
     return problems, result
 
 

@@ -93,6 +93,13 @@ def test_pools_with_every_server_down_are_refused():
     assert problems == ["lb1: upstream lemmy_ui has no server up (down: ['web1:1234', 'web2:1234'])"]
     assert judge.judge_pools({"lb1": UPSTREAMS.replace("web2:1234 down", "web2:1234")}) == []
     assert judge.judge_pools({"lb1": "# empty"}) == ["lb1: no upstream block found"]
+    # A marker on disk counts too: the next render takes that server down.
+    fixed = UPSTREAMS.replace("web2:1234 down", "web2:1234")
+    assert judge.judge_pools({"lb1:upstreams.conf": fixed}, ["web1:8536"]) == []
+    problems = judge.judge_pools({"lb1:upstreams.conf": fixed}, ["web2:8536", "web2:1234"])
+    assert problems == ["lb1:upstreams.conf: upstream lemmy_api would have no server up once the markers ['web2:1234', 'web2:8536'] "
+                        "are rendered", "lb1:upstreams.conf: upstream lemmy_ui would have no server up once the markers "
+                        "['web2:1234', 'web2:8536'] are rendered"]
 
 
 def _federation(**changes):
