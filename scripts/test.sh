@@ -33,7 +33,7 @@ stage_molecule() {
   export MOLECULE_GLOB='molecule/*/molecule.yml'
   # Start from a known state: labs left over by an interrupted run are removed.
   tests/lab/clean_labs.sh fsl-molecule-default fsl-molecule-upgrade fsl-molecule-faults fsl-molecule-adopt
-  for scenario in ${FEDISCALE_MOLECULE_SCENARIOS:-default upgrade faults adopt}; do
+  for scenario in ${FEDISCALE_MOLECULE_SCENARIOS:-default upgrade adopt}; do
     "$venv/bin/molecule" test -s "$scenario"
   done
 }
