@@ -455,7 +455,7 @@ def test_ui_dist_generator_is_deterministic() -> None:
 def test_ui_ssr_reuses_idle_keepalive_connections(docker_run: Containers, ui_images: dict[str, str], fresh_backend: FakeBackend) -> None:
     """Renders one after the other share one backend connection: it is kept idle and reused."""
     _container, port = start_ui(docker_run, ui_images["0.19.20"], fresh_backend.address)
-    for _ in range(3):
+    for _render in range(3):
         assert http_get(port, "/")[0] == 200
     assert len(fresh_backend.connections) == 6  # /site and /post/list per render
     assert len(set(fresh_backend.connections)) == 1, f"each render should reuse the idle connection: {fresh_backend.connections}"
@@ -477,7 +477,7 @@ def test_ui_ssr_honours_the_servers_keepalive_hint(docker_run: Containers, ui_im
     """Keep-Alive: timeout=2 leaves nothing after undici's 2 s threshold: every call opens its own connection."""
     fresh_backend.keepalive_hint = "timeout=2"
     _container, port = start_ui(docker_run, ui_images["0.19.20"], fresh_backend.address)
-    for _ in range(2):
+    for _render in range(2):
         assert http_get(port, "/")[0] == 200
     assert len(fresh_backend.connections) == 4
     assert len(set(fresh_backend.connections)) == 4, f"no connection may be reused: {fresh_backend.connections}"

@@ -128,7 +128,7 @@ def test_federation_accepts_a_resume_within_the_save_window():
 def test_federation_refuses_a_state_that_goes_back_or_lags_too_far():
     samples = [s for s in _federation()["samples"] if s[0] != 28]
     samples.append([28.0, 1, 5])
-    problems, _ = judge.judge_federation(_federation(samples=samples))
+    problems, _summary = judge.judge_federation(_federation(samples=samples))
     assert any("instance 1: last_successful_id went back" in p for p in problems)
     # Saved only at 0 (activity 1): activity 2, published at 1, is 24 s behind at the kill, more than 10 s + 2 x 2 s + margin.
     stale = [[float(at), inst, 1 if at < 28 else 31] for at in (0, 10, 20, 26, 28, 30) for inst in (1, 2)]
@@ -140,7 +140,7 @@ def test_federation_refuses_a_state_that_goes_back_or_lags_too_far():
 def test_federation_refuses_two_owners_no_catch_up_and_no_restart():
     owners = [[1, "work1/a/1", 0.0, 30.0], [1, "work1/b/1", 20.0, 30.0], [2, "work1/a/1", 0.0, 30.0]]
     samples = [s for s in _federation()["samples"] if s[0] < 28]
-    problems, _ = judge.judge_federation(_federation(owners=owners, samples=samples, restart_count_after=0))
+    problems, _summary = judge.judge_federation(_federation(owners=owners, samples=samples, restart_count_after=0))
     assert any("instance 1: owned by 2 senders" in p for p in problems)
     assert any("1 times two senders owned one instance at once" in p for p in problems)
     assert any("did not catch up" in p for p in problems)
@@ -157,7 +157,7 @@ def test_outage_wants_failures_as_errors_only_during_the_outage():
     assert problems == []
     assert summary["failed_during"] == 30 and summary["failed_outside"] == 0
     # An outage no request noticed hides the errors.
-    problems, _ = judge.judge_outage(_load(), 1010.0, 1021.0)
+    problems, _summary = judge.judge_outage(_load(), 1010.0, 1021.0)
     assert any("errors are hidden" in p for p in problems)
     # Failures long after the recovery, timeouts, and 200 answers with wrong content are reported.
     load = _load(failed=5, bad=2, by_status={"error:TimeoutError": 5}, timeline=_timeline({35: 5}))
@@ -188,5 +188,5 @@ def test_report_judges_every_window_and_names_a_missing_one(tmp_path, capsys):
 @pytest.mark.parametrize("count_after", [0, 1])
 def test_api_crash_wants_a_restart(count_after):
     facts = {"container": "lemmy-api-1", "restart_count_before": 0, "restart_count_after": count_after}
-    problems, _ = judge.judge_window("api_crash", _load(), facts)
+    problems, _summary = judge.judge_window("api_crash", _load(), facts)
     assert bool(problems) == (count_after == 0)
