@@ -70,10 +70,10 @@ awk -F/ '{print $1}' "$work/listing" | sort | uniq -c | awk '{printf "  %-14s %s
 # Every entry must be one of these (extended regular expressions, whole path).
 allow='^(MANIFEST\.json|FILES\.json|COPYING|README\.md|CHANGELOG\.md'
 allow+='|meta|meta/runtime\.yml'
-allow+='|docs|docs/[^/]+\.md'
+allow+='|docs|docs/[^/]+\.(md|svg)'
 allow+='|changelogs|changelogs/changelog\.yaml'
 allow+='|inventories|inventories/examples(/.*)?'
-allow+='|playbooks|playbooks/(site|rolling_upgrade|plan)\.yml|playbooks/tasks|playbooks/tasks/[^/]+\.yml'
+allow+='|playbooks|playbooks/(site|rolling_upgrade|plan|federation_report|prometheus_targets|adopt_lemmy_ansible|adopt_lemmy_ansible_next)\.yml|playbooks/tasks|playbooks/tasks/[^/]+\.yml'
 allow+='|plugins|plugins/(modules|module_utils|doc_fragments)(/[^/]+\.py)?'
 allow+='|roles|roles/[a-z_]+(/(defaults|handlers|meta|tasks|templates|vars|files)(/.*)?|/README\.md)?'
 allow+=')$'
