@@ -30,7 +30,6 @@ stage_contract() {
   "$venv/bin/python" -m pytest -q -p no:cacheprovider -n 2 --dist loadfile tests/stand_ins/tests
 }
 stage_molecule() {
-  export MOLECULE_GLOB='molecule/*/molecule.yml'
   # Start from a known state: labs left over by an interrupted run are removed.
   tests/lab/clean_labs.sh fsl-molecule-default fsl-molecule-upgrade fsl-molecule-faults fsl-molecule-adopt
   for scenario in ${FEDISCALE_MOLECULE_SCENARIOS:-default upgrade adopt}; do
