@@ -24,6 +24,10 @@ import math
 import re
 import typing as t
 
+from ansible_collections.fediscale.lemmy.plugins.module_utils._vip import plan_vip as _plan_vip
+from ansible_collections.fediscale.lemmy.plugins.module_utils._vip import PLAN_LEVEL_KEYS as _VIP_KEYS
+from ansible_collections.fediscale.lemmy.plugins.module_utils._vip import SETTING_DEFAULTS as _VIP_DEFAULTS
+
 # Lemmy releases this collection knows (0.19.0 ... 0.19.20). A caller may inject its own list.
 KNOWN_VERSIONS = tuple("0.19.%d" % patch for patch in range(0, 21))
 
@@ -101,6 +105,9 @@ SETTING_DEFAULTS = {
     "secret_facts": {},
 }
 
+# The proxies' virtual address (lemmy_proxy_vip, ...): _vip.py.
+SETTING_DEFAULTS.update(_VIP_DEFAULTS)
+
 # Settings that are no longer read, with the one that replaces each.
 DROPPED_SETTINGS = {
     "pictrs_database_pool_size": (
@@ -133,6 +140,8 @@ PLAN_LEVEL_KEYS = (
     "lemmy_federation_enabled",
     "lemmy_prometheus",
 )
+
+PLAN_LEVEL_KEYS += _VIP_KEYS
 
 # Secrets: the plan sees only their kind, length and the hosts whose value differs from the controller's.
 SECRET_KEYS = (
@@ -898,6 +907,9 @@ class _Planner:
         self.check_secrets(groups, settings, every_host)
         addresses = {host: self.address_of(host) for host in every_host}
         self.check_shared_addresses(addresses)
+        # The proxies' VRRP view; every inventory proxy stays a peer, even one left out of this run.
+        proxies = self.inventory_groups.get("lemmy_proxy", [])
+        vip = _plan_vip(self.raw_settings, proxies, {h: addresses.get(h) or self.address_of(h) for h in proxies}, addresses, self.problem)
         processes: list[dict[str, t.Any]] = []
 
         def add(host: str, kind: str, name: str, slot: int, port: int | None, args: t.Sequence[str]) -> dict[str, t.Any]:
@@ -986,6 +998,7 @@ class _Planner:
             "static_strategy": settings["static_strategy"],
             "api_balancing": settings["api_balancing"],
             "excluded_hosts": list(self.excluded),
+            "vip": vip,
             "warnings": self.warnings,
         }
 

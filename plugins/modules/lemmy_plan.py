@@ -95,6 +95,10 @@ options:
       - C(lemmy_prometheus) (default false) gives every lemmy_server process a C(metrics) entry C({bind, port, target}), with
         port C(lemmy_prometheus_base_port) (host variable, default 10002) plus its place among the host's lemmy_server
         processes, bound to C(lemmy_prometheus_bind) (host variable) or else the host's address, which must then be an IP.
+      - C(lemmy_proxy_vip) (default unset) is an IPv4 address with the prefix length of the proxies' subnet, such as
+        C(10.0.0.100/24), that the C(lemmy_proxy) hosts share with VRRP; it needs two proxies or more, each with an IPv4 address
+        on that subnet, and must be no host's address. C(lemmy_proxy_vip_router_id) (default 51) is the VRRP router id, 1 to 255;
+        C(lemmy_proxy_vip_preempt) (default false) lets the first proxy take the address back when it returns.
     type: dict
     required: true
   known_versions:
@@ -246,6 +250,15 @@ plan:
       type: list
       elements: str
       sample: ["web2"]
+    vip:
+      description:
+        - The proxies' shared address (C(lemmy_proxy_vip)) and the VRRP view of every C(lemmy_proxy) host, or null when
+          C(lemmy_proxy_vip) is not set. Proxies are ranked in natural order; a proxy left out by O(excluded_hosts) stays a peer.
+        - C(state) is C(MASTER) for the first proxy only with C(preempt); otherwise every proxy starts as C(BACKUP).
+      type: dict
+      sample: {address: 10.0.0.100, prefix: 24, cidr: 10.0.0.100/24, network: 10.0.0.0/24, router_id: 51, preempt: false,
+               hosts: {lb1: {address: 10.0.0.11, priority: 200, state: BACKUP, peers: [10.0.0.12]},
+                       lb2: {address: 10.0.0.12, priority: 190, state: BACKUP, peers: [10.0.0.11]}}}
     warnings:
       description: Things that work but deserve a look.
       type: list
