@@ -49,6 +49,10 @@ def figures(load: dict[str, t.Any]) -> dict[str, t.Any]:
         "rate_wanted": float(load.get("rate_wanted", 0.0)),
         "bad_content": int(load.get("bad_content", 0)),
         "failures_by_status": dict(load.get("failures_by_status", {})),
+        "loadavg_max": load.get("loadavg_max"),
+        "slow": load.get("slow"),
+        "slow_after_s": load.get("slow_after_s"),
+        "timeout_s": load.get("timeout_s"),
     }
 
 
@@ -58,6 +62,10 @@ def figures_line(name: str, load: dict[str, t.Any]) -> str:
             f"{f['seconds']:.1f} s ({f['rate']:.1f} req/s of {f['rate_wanted']:.0f} asked), {f['bad_content']} 200 answers with wrong content")
     if f["failures_by_status"]:
         line += f", failures by status {f['failures_by_status']}"
+    if f["slow"] is not None:
+        line += f", {f['slow']} slower than {f['slow_after_s']:.0f} s (client timeout {f['timeout_s']:.0f} s)"
+    if f["loadavg_max"] is not None:
+        line += f", machine load average up to {f['loadavg_max']:.1f}"
     return line
 
 
@@ -125,6 +133,18 @@ def judge_pools(configs: dict[str, str], markers: list[str] | None = None) -> li
                 problems.append(f"{where}: upstream {name} has no server up (down: {servers['down']})")
             elif markers and "upstreams.conf" in where and not set(servers["up"]) - set(markers):
                 problems.append(f"{where}: upstream {name} would have no server up once the markers {sorted(markers)} are rendered")
+    return problems
+
+
+def judge_gate(gate: dict[str, t.Any], host: str) -> list[str]:
+    """The preflight gate with a host down: refused naming it, and on purpose run without it."""
+    problems = []
+    if int(gate["refused_rc"]) == 0 or f"host {host}: unreachable" not in str(gate.get("refusal") or ""):
+        problems.append(f"site.yml --check with {host} down was not refused naming it (rc {gate['refused_rc']}, {gate.get('refusal')!r})")
+    if int(gate["allowed_rc"]) != 0:
+        problems.append(f"site.yml --check with lemmy_allow_unreachable={host} failed (rc {gate['allowed_rc']})")
+    if not gate.get("upstream_lines_removed"):
+        problems.append(f"site.yml --check --diff with lemmy_allow_unreachable={host} did not drop its upstream servers")
     return problems
 
 
@@ -245,6 +265,14 @@ def judge_window(name: str, load: dict[str, t.Any], facts: dict[str, t.Any]) -> 
         result += f"; {facts['container']} restarted by its policy ({facts['restart_count_before']} -> {facts['restart_count_after']})"
     elif name == "host_stop":
         result += f"; {facts['host']} down for {facts['down_s']:.1f} s"
+        gate = facts.get("gate")
+        if gate is not None:
+            problems += judge_gate(gate, facts["host"])
+            result += (f"; site.yml --check refused (rc {gate['refused_rc']}: {gate['refusal'] or 'no refusal line'}), "
+                       f"with lemmy_allow_unreachable={facts['host']} rc {gate['allowed_rc']} and "
+                       f"{len(gate['upstream_lines_removed'])} upstream servers dropped")
+            if gate.get("refused_recap"):
+                result += f"; the refusal is the refused run's only failure: {gate['refused_recap']}"
     elif name == "host_heal":
         recap = parse_recap(facts["site_output"])
         if int(facts["site_rc"]) != 0:
@@ -263,11 +291,18 @@ def judge_window(name: str, load: dict[str, t.Any], facts: dict[str, t.Any]) -> 
         problems += judge_pools(facts["configs_after_kill"], facts.get("drained_at_kill", []))
         if int(facts["rerun_rc"]) != 0:
             problems.append(f"the rerun of rolling_upgrade.yml failed (rc {facts['rerun_rc']})")
+        if "lock_refused_rc" in facts:
+            refusal = str(facts.get("lock_refusal") or "")
+            if int(facts["lock_refused_rc"]) == 0 or "rolling_upgrade.yml" not in refusal or "lemmy_break_lock=true" not in refusal:
+                problems.append(f"a run after the kill was not refused naming the killed run's lock and the way to break it "
+                                f"(rc {facts['lock_refused_rc']}, {refusal!r})")
         if facts["version_after"] != facts["target"]:
             problems.append(f"the balancer reports {facts['version_after']} after the rerun, not {facts['target']}")
         drained = sorted({s for p in (parse_upstreams(x) for x in facts["configs_after_kill"].values()) for v in p.values() for s in v["down"]})
         result += (f"; killed with drain markers {facts.get('drained_at_kill') or 'none'} ({drained or 'none'} rendered down), "
                    f"every pool kept a server, rerun rc {facts['rerun_rc']}, balancer at {facts['version_after']}")
+        if "lock_refused_rc" in facts:
+            result += f"; a run before breaking the killed run's lock: rc {facts['lock_refused_rc']}, {facts.get('lock_refusal') or 'no refusal'}"
     return problems, result
 
 

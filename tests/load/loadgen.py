@@ -104,6 +104,11 @@ class Results:
         # 2xx answers whose body is not what the route serves (an error hidden behind a 200).
         self.bad_content = 0
         self.bad_content_urls: Counter[str] = Counter()
+        # The controller machine's 1-minute load average, sampled once a second: the lab shares its cores.
+        self.loadavg: list[float] = []
+        # Answers slower than --slow seconds (served, yet worth printing).
+        self.slow_after = 5.0
+        self.slow = 0
 
     def record(self, kind: str, url: str, status: int | None, error: str | None, latency: float) -> None:
         second = int(time.monotonic() - self.started)
@@ -112,8 +117,11 @@ class Results:
             self.total += 1
             self.latency_sum += latency
             self.latency_max = max(self.latency_max, latency)
+            if latency > self.slow_after:
+                self.slow += 1
             self.by_kind[kind]["requests"] += 1
             self.timeline[second]["requests"] += 1
+            self.timeline[second]["latency_max_ms"] = max(self.timeline[second]["latency_max_ms"], int(1000 * latency))
             if kind == "static":
                 self.static_requests += 1
                 if status == 404:
@@ -157,6 +165,7 @@ class Results:
                 "duration_s": round(duration, 3),
                 "stop_reason": stop_reason,
                 "rate_wanted": args.rate,
+                "timeout_s": args.timeout,
                 "rate_achieved": round(self.total / duration, 2) if duration > 0 else 0.0,
                 "total": self.total,
                 "ok": self.ok,
@@ -177,6 +186,10 @@ class Results:
                 "bad_content_urls": dict(self.bad_content_urls.most_common(50)),
                 "latency_avg_ms": round(1000 * self.latency_sum / self.total, 1) if self.total else None,
                 "latency_max_ms": round(1000 * self.latency_max, 1),
+                "slow_after_s": self.slow_after,
+                "slow": self.slow,
+                "loadavg_max": max(self.loadavg) if self.loadavg else None,
+                "loadavg_samples": self.loadavg[:3600],
                 "timeline": [dict(second=s, **dict(c)) for s, c in sorted(self.timeline.items())],
             }
 
@@ -334,6 +347,7 @@ class LoadGenerator:
         self.stop_event = threading.Event()
         self.pacer = Pacer(args.rate, time.monotonic())
         self.results = Results(time.monotonic(), time.time())
+        self.results.slow_after = args.slow
         self.budget_lock = threading.Lock()
         self.sent = 0
         self.stop_reason = "duration"
@@ -353,12 +367,25 @@ class LoadGenerator:
             self.stop_reason = reason
         self.stop_event.set()
 
+    def sample_loadavg(self) -> None:
+        try:
+            with open("/proc/loadavg", encoding="ascii") as handle:
+                value = float(handle.read().split()[0])
+        except (OSError, ValueError, IndexError):
+            return
+        with self.results.lock:
+            self.results.loadavg.append(value)
+
     def run(self) -> dict[str, t.Any]:
         workers = [Worker(self, self.args.seed + i) for i in range(self.args.threads)]
         for worker in workers:
             worker.start()
         deadline = time.monotonic() + self.args.duration
+        next_sample = time.monotonic()
         while not self.stop_event.is_set():
+            if time.monotonic() >= next_sample:
+                next_sample += 1.0
+                self.sample_loadavg()
             if time.monotonic() >= deadline:
                 self.stop("duration")
             elif self.args.stop_file and os.path.exists(self.args.stop_file):
@@ -379,6 +406,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--duration", type=float, default=300.0, help="stop after this many seconds (default 300)")
     parser.add_argument("--max-requests", type=int, default=20000, help="stop after this many requests (default 20000)")
     parser.add_argument("--timeout", type=float, default=15.0, help="per-request timeout in seconds (a timeout is a failure)")
+    parser.add_argument("--slow", type=float, default=5.0, help="count answers slower than this many seconds (default 5)")
     parser.add_argument("--community", default="test")
     parser.add_argument("--weight-ui", type=float, default=2.0)
     parser.add_argument("--weight-api", type=float, default=3.0)

@@ -190,3 +190,40 @@ def test_api_crash_wants_a_restart(count_after):
     facts = {"container": "lemmy-api-1", "restart_count_before": 0, "restart_count_after": count_after}
     problems, _summary = judge.judge_window("api_crash", _load(), facts)
     assert bool(problems) == (count_after == 0)
+
+
+def test_gate_wants_a_refusal_naming_the_down_host_and_an_allowed_run_without_it():
+    good = {"refused_rc": 2, "refusal": "- host web2: unreachable (no answer); bring it back, or run with -e lemmy_allow_unreachable=web2",
+            "allowed_rc": 0, "upstream_lines_removed": ["-    server web2:8536 max_fails=1 fail_timeout=10s;"]}
+    assert judge.judge_gate(good, "web2") == []
+    assert "was not refused naming it" in judge.judge_gate(dict(good, refused_rc=0), "web2")[0]
+    assert "was not refused naming it" in judge.judge_gate(dict(good, refusal=""), "web2")[0]
+    assert "failed (rc 2)" in judge.judge_gate(dict(good, allowed_rc=2), "web2")[0]
+    assert "did not drop" in judge.judge_gate(dict(good, upstream_lines_removed=[]), "web2")[0]
+    problems, result = judge.judge_window("host_stop", _load(), {"host": "web2", "down_s": 30.0, "gate": good})
+    assert problems == []
+    assert "site.yml --check refused (rc 2" in result and "1 upstream servers dropped" in result
+
+
+ONE_DRAINED = """
+upstream lemmy_api {
+    server web1:8536 max_fails=1 fail_timeout=10s;
+    server web2:8536 down;
+    keepalive 32;
+}
+"""
+
+
+def test_upgrade_interrupt_wants_the_killed_runs_lock_refused_then_a_rerun_that_completes():
+    refusal = ("Another run holds the operator lock lb1:/var/lib/fediscale-lemmy/operator.lock: root@ci (pid 42, rolling_upgrade.yml) "
+               "since 2026-12-03T08:00:00Z. ... break the lock on purpose with -e lemmy_break_lock=true.")
+    facts = {"configs_after_kill": {"lb1:cat /etc/nginx/lemmy/upstreams.conf": ONE_DRAINED}, "drained_at_kill": ["web2:8536"],
+             "rerun_rc": 0, "lock_refused_rc": 2, "lock_refusal": refusal, "version_after": "0.19.20", "target": "0.19.20"}
+    problems, result = judge.judge_window("upgrade_interrupt", _load(), facts)
+    assert problems == []
+    assert "a run before breaking the killed run's lock: rc 2" in result
+    for broken in ({"lock_refused_rc": 0}, {"lock_refusal": ""}, {"lock_refusal": refusal.replace("lemmy_break_lock", "x")}):
+        problems, _result = judge.judge_window("upgrade_interrupt", _load(), dict(facts, **broken))
+        assert len(problems) == 1 and "was not refused" in problems[0], problems
+    problems, _result = judge.judge_window("upgrade_interrupt", _load(), dict(facts, rerun_rc=2, version_after="0.19.19"))
+    assert len(problems) == 2
