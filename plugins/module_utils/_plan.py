@@ -24,12 +24,15 @@ import math
 import re
 import typing as t
 
+from ansible_collections.fediscale.lemmy.plugins.module_utils._releases import ORDER as _RELEASE_ORDER
+from ansible_collections.fediscale.lemmy.plugins.module_utils._releases import strategy_for
 from ansible_collections.fediscale.lemmy.plugins.module_utils._vip import plan_vip as _plan_vip
 from ansible_collections.fediscale.lemmy.plugins.module_utils._vip import PLAN_LEVEL_KEYS as _VIP_KEYS
 from ansible_collections.fediscale.lemmy.plugins.module_utils._vip import SETTING_DEFAULTS as _VIP_DEFAULTS
 
-# Lemmy releases this collection knows (0.19.0 ... 0.19.20). A caller may inject its own list.
-KNOWN_VERSIONS = tuple("0.19.%d" % patch for patch in range(0, 21))
+# Lemmy releases this collection knows: the release table's (_releases.ORDER), the one list of them.
+# A caller may inject its own list.
+KNOWN_VERSIONS = _RELEASE_ORDER
 
 GROUP_NAMES = (
     "lemmy_proxy",
@@ -45,11 +48,15 @@ GROUP_NAMES = (
 KIND_ORDER = ("api", "ui", "federation", "scheduler", "pictrs")
 
 # Duties as CLI flags (every 0.19 release has them).
+# All three --disable-* flags: the process runs the pending migrations and exits (0.19.4 to 0.19.20).
+MIGRATE_ARGS = ("--disable-http-server", "--disable-scheduled-tasks", "--disable-activity-sending")
 API_ARGS = ("--disable-scheduled-tasks", "--disable-activity-sending")
 SCHEDULER_ARGS = ("--disable-http-server", "--disable-activity-sending")
 FEDERATION_ARGS = ("--disable-http-server", "--disable-scheduled-tasks")
 # The kinds that run lemmy_server (and so can serve Prometheus metrics).
 SERVER_KINDS = ("api", "federation", "scheduler")
+# The kinds nginx balances and a rolling upgrade drains.
+DRAINED_KINDS = ("api", "ui")
 
 # Lemmy's own rate-limit defaults (table local_site_rate_limit). The count keys are the bucket
 # capacity; the *_per_second keys are, despite their name, the refill interval in seconds.
@@ -182,6 +189,8 @@ HOST_VAR_DEFAULTS = {
     "nginx_listen_port": 80,
     "nginx_tls_port": 443,
     "nginx_tls_enabled": False,
+    "nginx_internal_enabled": True,
+    "nginx_internal_port": 8480,
 }
 HOST_VAR_KEYS = (
     "inventory_hostname",
@@ -200,6 +209,8 @@ HOST_VAR_KEYS = (
     "nginx_tls_port",
     "lemmy_prometheus_base_port",
     "lemmy_prometheus_bind",
+    "nginx_internal_enabled",
+    "nginx_internal_port",
 )
 
 _CLEAN_INT = re.compile(r"^\s*[0-9]+\s*$")
@@ -292,6 +303,11 @@ def hostport(address: str, port: int) -> str:
     if ":" in address and not address.startswith("["):
         return "[%s]:%d" % (address, port)
     return "%s:%d" % (address, port)
+
+
+def bare(address: str) -> str:
+    """An address without the brackets of an IPv6 literal, as getent and set_real_ip_from want it."""
+    return address[1:-1] if address.startswith("[") and address.endswith("]") else address
 
 
 def _suggest_count(value: t.Any) -> int:
@@ -773,7 +789,46 @@ class _Planner:
                 port = self.port_of(host, "nginx_tls_port")
                 if port is not None:
                     ports.append((host, "nginx (nginx_tls_port)", port))
+            if self.internal_enabled(host):
+                port = self.port_of(host, "nginx_internal_port")
+                if port is not None:
+                    ports.append((host, "nginx (nginx_internal_port)", port))
         return ports
+
+    def internal_enabled(self, host: str) -> bool:
+        """nginx_internal_enabled of a proxy host (default true); a value that is not a boolean is a problem."""
+        raw = self.host_var(host, "nginx_internal_enabled")
+        if raw is None:
+            return bool(HOST_VAR_DEFAULTS["nginx_internal_enabled"])
+        value = parse_bool(raw)
+        if value is None:
+            self.problem("host %s: nginx_internal_enabled is %s; set it to true or false" % (host, show(raw)))
+            return False
+        return value
+
+    def plan_ssr(self, groups: dict[str, list[str]], addresses: dict[str, str], api: list[dict[str, t.Any]]) -> dict[str, t.Any]:
+        """Where lemmy-ui's server-side rendering sends its API calls (host:port, IPv6 bracketed).
+
+        The internal nginx of the first proxy (its API pool skips stopped and starting processes and drains
+        never reload it); without it the edge's plain-HTTP port; behind TLS without it the first API process.
+        """
+        proxies = groups["lemmy_proxy"]
+        if proxies:
+            proxy = proxies[0]
+            internal = parse_bool(self.host_var(proxy, "nginx_internal_enabled"))
+            if internal is None or internal:  # unset: the default (true); a bad value is reported by nginx_ports
+                port = self.port_of(proxy, "nginx_internal_port")
+                if port is not None:
+                    return {"address": hostport(addresses[proxy], port), "via": "internal", "host": proxy}
+            else:
+                raw = self.host_var(proxy, "nginx_tls_enabled")
+                if not (parse_bool(raw) if raw is not None else False):
+                    port = self.port_of(proxy, "nginx_listen_port")
+                    if port is not None:
+                        return {"address": hostport(addresses[proxy], port), "via": "edge", "host": proxy}
+        if api and api[0]["drain_key"]:
+            return {"address": api[0]["drain_key"], "via": "api", "host": api[0]["host"]}
+        return {"address": None, "via": None, "host": None}
 
     def check_counts_outside_their_group(self, groups: dict[str, list[str]]) -> None:
         """A count on a host outside the group that reads it would be silently ignored: refuse it."""
@@ -970,6 +1025,13 @@ class _Planner:
                 "will ask another for its /static/<hash>/ files and get 404s; use object_storage, ip_hash or sticky" % len(ui)
             )
         rate_limits = self.plan_rate_limits(settings, len(api))
+        for proc in processes:
+            # The upstream server as nginx writes it, and so the name of its drain marker.
+            proc["drain_key"] = hostport(proc["address"], proc["port"]) if proc["kind"] in DRAINED_KINDS and proc["port"] is not None else None
+        ssr = self.plan_ssr(groups, addresses, api)
+        if vip is not None and ssr["via"] == "internal":
+            # Through the proxies' virtual address, so renders follow it when a proxy fails (the internal nginx runs on each).
+            ssr["address"] = hostport(vip["address"], self.port_of(ssr["host"], "nginx_internal_port") or HOST_VAR_DEFAULTS["nginx_internal_port"])
 
         if self.problems:
             raise PlanError(self.problems, self.warnings)
@@ -979,14 +1041,16 @@ class _Planner:
             entry = hosts.setdefault(proc["host"], {"address": proc["address"], "processes": []})
             entry["processes"].append(proc["name"])
         return {
+            **derived_views(processes, settings, database),
+            "ssr": ssr,
             "domain": settings["domain"],
             "version": settings["version"],
             "ui_version": settings["ui_version"],
             "processes": processes,
             "hosts": hosts,
             "upstreams": {
-                "api": [hostport(p["address"], p["port"]) for p in api],
-                "ui": [hostport(p["address"], p["port"]) for p in ui],
+                "api": [p["drain_key"] for p in api],
+                "ui": [p["drain_key"] for p in ui],
                 "pictrs": [hostport(p["address"], p["port"]) for p in processes if p["kind"] == "pictrs"],
             },
             "federation": {"enabled": settings["federation_enabled"], "count": shard_count},
@@ -1300,6 +1364,62 @@ def build_plan(
     ``settings`` (the controller's) are refused.
     """
     return _Planner(groups, host_vars, settings, known_versions, excluded_hosts, host_settings).run()
+
+
+def _unique(items: t.Iterable[str]) -> list[str]:
+    seen: list[str] = []
+    for item in items:
+        if item not in seen:
+            seen.append(item)
+    return seen
+
+
+def derived_views(processes: list[dict[str, t.Any]], settings: t.Mapping[str, t.Any], database: t.Mapping[str, t.Any]) -> dict[str, t.Any]:
+    """What playbooks and roles read instead of working it out from the process list themselves.
+
+    ``processes`` are the plan's, sorted, each with its ``drain_key``. Host lists keep the plan's host order
+    (natural); address lists are sorted.
+    """
+    def hosts_of(kinds: t.Sequence[str]) -> list[str]:
+        return _unique(p["host"] for p in processes if p["kind"] in kinds)
+
+    api = [p for p in processes if p["kind"] == "api"]
+    ui = [p for p in processes if p["kind"] == "ui"]
+    first_api = dict(api[0]) if api else None
+    first_ui = dict(ui[0]) if ui else None
+    client_kinds = SERVER_KINDS + (("pictrs",) if settings["pictrs_repo_type"] == "postgres" else ())
+    release = strategy_for(settings["version"]) if settings["version"] else {}
+    renderers = sorted({bare(p["address"]) for p in ui})
+    return {
+        "first_api": first_api,
+        "first_ui": first_ui,
+        # Inventory groups for add_host: the hosts that run each part of the fleet.
+        "host_groups": {
+            "lemmy_plan_app_hosts": hosts_of(KIND_ORDER),
+            "lemmy_plan_lemmy_hosts": hosts_of(SERVER_KINDS + ("ui",)),
+            "lemmy_plan_server_hosts": hosts_of(SERVER_KINDS),
+            "lemmy_plan_ui_hosts": hosts_of(("ui",)),
+            "lemmy_plan_federation_hosts": hosts_of(("federation",)),
+            "lemmy_plan_pictrs_hosts": hosts_of(("pictrs",)),
+            "lemmy_plan_db_host": [database["host"]] if database.get("managed") and database.get("host") else [],
+            "lemmy_plan_first_api_host": [first_api["host"]] if first_api else [],
+            "lemmy_plan_first_ui_host": [first_ui["host"]] if first_ui else [],
+        },
+        # Every process nginx drains, by name per host: {host: {name: "address:port"}}.
+        "drain_keys": {
+            host: {p["name"]: p["drain_key"] for p in processes if p["host"] == host and p["drain_key"]}
+            for host in hosts_of(DRAINED_KINDS)
+        },
+        # The addresses PostgreSQL must let in (pict-rs only with the postgres repo), IPv6 without brackets.
+        "database_clients": sorted({bare(p["address"]) for p in processes if p["kind"] in client_kinds}),
+        # The lemmy-ui hosts whose server-side rendering calls the API through nginx with the browser's address.
+        "ui_renderers": renderers,
+        # set_real_ip_from: the outer balancers and the renderers.
+        "real_ip_from": sorted(set(settings["trusted_proxies"]) | set(renderers)),
+        # How the target release migrates and reports its version (_releases.strategy_for).
+        "release": release,
+        "migrate": {"args": list(MIGRATE_ARGS), "strategy": release.get("migrate")},
+    }
 
 
 def render_table(plan: t.Mapping[str, t.Any]) -> list[str]:

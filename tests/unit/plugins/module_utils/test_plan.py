@@ -93,6 +93,7 @@ def test_process_entries_follow_the_architecture_contract() -> None:
         "shard_index": None,
         "shard_count": None,
         "args": ["--disable-scheduled-tasks", "--disable-activity-sending"],
+        "drain_key": "10.0.0.21:8536",
     }
     sender = by_name(plan, "work2")["lemmy-federation-3"]
     assert sender["port"] is None

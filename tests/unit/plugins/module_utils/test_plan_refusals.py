@@ -705,7 +705,7 @@ def test_the_plan_tasks_pass_every_key_the_planner_reads() -> None:
 
 def test_nginx_port_defaults_are_the_nginx_role_defaults() -> None:
     defaults = yaml.safe_load((_ROOT / "roles" / "nginx" / "defaults" / "main.yml").read_text(encoding="utf-8"))
-    for key in ("nginx_listen_port", "nginx_tls_port", "nginx_tls_enabled"):
+    for key in ("nginx_listen_port", "nginx_tls_port", "nginx_tls_enabled", "nginx_internal_enabled", "nginx_internal_port"):
         assert HOST_VAR_DEFAULTS[key] == defaults[key], key
 
 

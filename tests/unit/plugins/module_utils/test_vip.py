@@ -79,7 +79,9 @@ def test_no_vip_gives_none_and_changes_nothing_else() -> None:
     plan = build_plan(groups, host_vars, settings)
     assert plan["vip"] is None
     with_vip = build_plan(*two_proxies())
-    assert {k: v for k, v in plan.items() if k != "vip"} == {k: v for k, v in with_vip.items() if k != "vip"}
+    # Only the VRRP view and where server-side rendering goes (the virtual address) differ.
+    assert {k: v for k, v in plan.items() if k not in ("vip", "ssr")} == {k: v for k, v in with_vip.items() if k not in ("vip", "ssr")}
+    assert (plan["ssr"]["address"], with_vip["ssr"]["address"]) == ("10.0.0.11:8480", "10.0.0.100:8480")
 
 
 @pytest.mark.parametrize("unset", [None, "", "  "])
@@ -325,7 +327,8 @@ def test_priorities_are_distinct_and_valid(count: int) -> None:
 
 @pytest.mark.parametrize(
     "value",
-    [[], {}, ["10.0.0.100/24"], {"address": "10.0.0.100"}, float("nan"), "10.0.0.100/24/1", "10.0.0.100/x", "/24", "0.0.0.0/24", "127.0.0.5/8", "224.0.0.18/24"],
+    [[], {}, ["10.0.0.100/24"], {"address": "10.0.0.100"}, float("nan"), "10.0.0.100/24/1", "10.0.0.100/x", "/24", "0.0.0.0/24", "127.0.0.5/8",
+     "224.0.0.18/24"],
 )
 def test_odd_vip_values_give_one_problem_and_no_error(value: t.Any) -> None:
     problems = problems_of(two_proxies(lemmy_proxy_vip=value))
