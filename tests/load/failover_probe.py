@@ -10,7 +10,8 @@
 The probe sends --rate requests per second (threads share a pacer), each on a new connection
 (``Connection: close``), so every request meets the address as it is at that instant; it never
 retries. A request fails on anything but a 2xx answer, a timeout (--timeout) or a connection error.
---progress-file keeps the counts so far, for a caller that waits on them. It stops after --duration seconds, --max-requests requests, when --stop-file appears, or on
+--progress-file keeps the counts so far, for a caller that waits on them. It stops after --duration
+seconds, --max-requests requests, when --stop-file appears, or on
 SIGTERM/SIGINT, and writes every request as [start, latency, ok, detail] with wall-clock times
 (time.time(): the lab's containers share the machine's clock, so a kill timestamp taken outside
 compares with them).
