@@ -124,6 +124,16 @@ def test_the_nginx_drain_path_accepts_and_renders_ipv6_drain_keys() -> None:
     assert "    server [fd00::12]:1234 max_fails=1 fail_timeout=10s;\n" in text
 
 
+def test_no_playbook_or_role_rebuilds_an_upstream_key_from_address_and_port() -> None:
+    offenders = []
+    for path in list((_ROOT / "playbooks").rglob("*.yml")) + list((_ROOT / "roles").rglob("*.yml")):
+        text = path.read_text(encoding="utf-8")
+        for pattern in (r"map\('join', ':'\)", r"address ~ ':' ~", r"\.address ~ ':'"):
+            if re.search(pattern, text):
+                offenders.append("%s: %s" % (path.relative_to(_ROOT), pattern))
+    assert offenders == []
+
+
 # --------------------------------------------------------------------------- other views
 
 
@@ -209,3 +219,14 @@ def test_release_and_migrate_views_come_from_the_release_table() -> None:
 
 def test_known_versions_are_the_release_tables() -> None:
     assert tuple(KNOWN_VERSIONS) == _releases.ORDER
+
+
+def test_no_role_defaults_to_a_lemmy_version() -> None:
+    offenders = []
+    for path in (_ROOT / "roles").glob("*/*/main.yml"):
+        if path.parent.name not in ("defaults", "vars") or path.parts[-3] == "pictrs":
+            continue
+        text = path.read_text(encoding="utf-8")
+        if re.search(r"default\(['\"]0\.\d+\.\d+['\"]\)|version\(['\"]0\.19\.4['\"]", text):
+            offenders.append(str(path.relative_to(_ROOT)))
+    assert offenders == []
