@@ -104,6 +104,8 @@ SETTING_DEFAULTS = {
     # pict-rs 0.5 sizes its own Postgres pool from the CPUs it sees: the role caps them, the plan budgets the pool.
     "pictrs_cpus": 4,
     "nginx_static_origin": None,
+    # host:port that lemmy-ui's server-side rendering calls instead of the plan's choice (plan_ssr).
+    "lemmy_ui_internal_host": None,
     "lemmy_rate_limits": {},
     "lemmy_federation_enabled": True,
     # Each lemmy_server process serves Prometheus metrics on its own port (lemmy_prometheus_base_port + n).
@@ -137,6 +139,7 @@ PLAN_LEVEL_KEYS = (
     "lemmy_ui_static_bucket",
     "lemmy_ui_static_s3_endpoint",
     "nginx_static_origin",
+    "lemmy_ui_internal_host",
     "nginx_api_balancing",
     "nginx_trusted_proxies",
     "lemmy_database_host",
@@ -217,6 +220,9 @@ _CLEAN_INT = re.compile(r"^\s*[0-9]+\s*$")
 _DOMAIN = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")
 # S3 bucket names: 3-63 characters of lowercase letters, digits, dots and hyphens, alphanumeric at both ends.
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+# What lemmy-ui accepts as LEMMY_UI_LEMMY_INTERNAL_HOST: host:port, an IPv6 literal bracketed.
+_SSR_ADDRESS = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+):[0-9]{1,5}$")
+
 # What roles/nginx accepts for nginx_static_origin: a scheme and an authority, no path.
 _ORIGIN = re.compile(r"^https?://[^/\s?#]+$")
 _URL = re.compile(r"^https?://[^/\s?#]+(/\S*)?$")
@@ -830,6 +836,22 @@ class _Planner:
             return {"address": api[0]["drain_key"], "via": "api", "host": api[0]["host"]}
         return {"address": None, "via": None, "host": None}
 
+    def ssr_override(self, ssr: dict[str, t.Any]) -> dict[str, t.Any]:
+        """lemmy_ui_internal_host, when set, replaces the planned SSR address; lemmy-ui wants host:port, no scheme."""
+        value = self.setting("lemmy_ui_internal_host")
+        if value is None:
+            return ssr
+        if not isinstance(value, str) or not _SSR_ADDRESS.match(value.strip()):
+            hint = str(value).strip().split("://")[-1].split("/")[0] or "lemmy-internal.example:8537"
+            if not re.search(r":[0-9]+$", hint):
+                hint += ":8537"
+            self.problem(
+                "lemmy_ui_internal_host is %s; set it to the host:port lemmy-ui renders through, without a scheme or path, "
+                "such as %s, or leave it unset for the plan's choice (%s)" % (show(value), hint, ssr["address"] or "none")
+            )
+            return ssr
+        return {"address": value.strip(), "via": "lemmy_ui_internal_host", "host": None}
+
     def check_counts_outside_their_group(self, groups: dict[str, list[str]]) -> None:
         """A count on a host outside the group that reads it would be silently ignored: refuse it."""
         for host in sorted(self.raw_host_vars, key=lambda h: natural_key(str(h))):
@@ -1032,6 +1054,7 @@ class _Planner:
         if vip is not None and ssr["via"] == "internal":
             # Through the proxies' virtual address, so renders follow it when a proxy fails (the internal nginx runs on each).
             ssr["address"] = hostport(vip["address"], self.port_of(ssr["host"], "nginx_internal_port") or HOST_VAR_DEFAULTS["nginx_internal_port"])
+        ssr = self.ssr_override(ssr)
 
         if self.problems:
             raise PlanError(self.problems, self.warnings)

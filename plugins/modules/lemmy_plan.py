@@ -84,6 +84,8 @@ options:
         and C(nginx_static_origin), an http(s) URL without a path), C(sticky) or C(single).
       - C(nginx_api_balancing) is C(round_robin) (default) or C(ip_hash). C(nginx_trusted_proxies) is a list of CIDRs
         (default empty); C(0.0.0.0/0) and C(::/0) are refused.
+      - C(lemmy_ui_internal_host), when set, is the host:port (IPv6 bracketed, no scheme) lemmy-ui's server-side rendering
+        calls, and becomes C(ssr.address); unset, the plan picks the internal nginx of the first proxy.
       - C(lemmy_database_pool_size) (default 10) is the pool of every lemmy_server process,
         C(lemmy_database_max_connections) (default 200) the PostgreSQL limit, C(lemmy_database_reserved_connections)
         (default 10) what stays free for superuser and maintenance sessions.

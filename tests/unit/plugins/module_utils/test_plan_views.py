@@ -184,6 +184,49 @@ def test_the_ssr_address(lb1: dict[str, t.Any], expected: dict[str, t.Any]) -> N
     assert plan["ssr"] == expected
 
 
+@pytest.mark.parametrize("value", ["10.0.0.10:8480", "[fd00::10]:8480", "lemmy-internal.example:80", " 10.0.0.10:8480 "])
+def test_lemmy_ui_internal_host_replaces_the_planned_ssr_address(value: str) -> None:
+    plan = build_plan(*inventory(lemmy_ui_internal_host=value))
+    assert plan["ssr"] == {"address": value.strip(), "via": "lemmy_ui_internal_host", "host": None}
+
+
+@pytest.mark.parametrize("value", [None, ""])
+def test_an_unset_lemmy_ui_internal_host_leaves_the_plan_its_choice(value: t.Any) -> None:
+    assert build_plan(*inventory(lemmy_ui_internal_host=value))["ssr"]["via"] == "internal"
+
+
+@pytest.mark.parametrize(
+    ("value", "hint"),
+    [
+        ("http://10.0.0.10:8480", "10.0.0.10:8480"),
+        ("10.0.0.10:8480/api", "10.0.0.10:8480"),
+        ("10.0.0.10", "10.0.0.10:8537"),
+        ("fd00::10:8480", None),
+        (8480, None),
+    ],
+)
+def test_a_bad_lemmy_ui_internal_host_is_refused_with_a_fix(value: t.Any, hint: str | None) -> None:
+    with pytest.raises(PlanError) as caught:
+        build_plan(*inventory(lemmy_ui_internal_host=value))
+    (problem,) = [p for p in caught.value.problems if "lemmy_ui_internal_host" in p]
+    assert problem.startswith("lemmy_ui_internal_host is ")
+    assert "without a scheme or path" in problem and "10.0.0.5:8480" in problem
+    if hint:
+        assert "such as %s," % hint in problem
+
+
+def test_no_role_or_playbook_falls_back_from_the_planned_ssr_address() -> None:
+    """The SSR address is decided once, in the plan: nothing reads lemmy_ui_internal_host beside it."""
+    readers = [
+        str(path.relative_to(_ROOT))
+        for folder in ("roles", "playbooks")
+        for path in sorted((_ROOT / folder).rglob("*.yml"))
+        # Read in a template expression; prose in comments and messages may name it.
+        if re.search(r"\{\{[^}]*(?<![\w.])lemmy_ui_internal_host\b", path.read_text(encoding="utf-8"))
+    ]
+    assert readers == ["playbooks/tasks/plan.yml"]
+
+
 def test_a_bad_internal_setting_is_refused_once() -> None:
     with pytest.raises(PlanError) as caught:
         build_plan(*inventory(host_vars={"lb1": {"nginx_internal_enabled": "sometimes"}}))
