@@ -25,6 +25,7 @@ import re
 import typing as t
 
 from ansible_collections.fediscale.lemmy.plugins.module_utils._releases import ORDER as _RELEASE_ORDER
+from ansible_collections.fediscale.lemmy.plugins.module_utils._releases import rate_limit_column
 from ansible_collections.fediscale.lemmy.plugins.module_utils._releases import strategy_for
 from ansible_collections.fediscale.lemmy.plugins.module_utils._vip import plan_vip as _plan_vip
 from ansible_collections.fediscale.lemmy.plugins.module_utils._vip import PLAN_LEVEL_KEYS as _VIP_KEYS
@@ -1081,6 +1082,8 @@ class _Planner:
             "pictrs": {"repo_type": settings["pictrs_repo_type"], "hosts": pictrs_hosts, "cpus": settings["pictrs_cpus"]},
             "database": database,
             "rate_limits": rate_limits,
+            # The local_site_rate_limit column of each key, as the target release names it.
+            "rate_limit_columns": {key: rate_limit_column(settings["version"], key) for key in rate_limits},
             "trusted_proxies": settings["trusted_proxies"],
             "static_strategy": settings["static_strategy"],
             "api_balancing": settings["api_balancing"],

@@ -365,6 +365,19 @@ def nodeinfo_path(version: str) -> str:
     return "/nodeinfo/2.0.json"
 
 
+def rate_limit_column(version: str, key: str) -> str:
+    """The local_site_rate_limit column of a plan rate-limit key (message, message_per_second, ...).
+
+    0.19 names the columns like the keys; 1.0 (its pre-releases too) renamed them to <action>_max_requests and
+    <action>_interval_seconds.
+    """
+    if (parse_version(version) or (0, 0, 0)) >= (1, 0, 0):
+        if key.endswith("_per_second"):
+            return key[: -len("_per_second")] + "_interval_seconds"
+        return key + "_max_requests"
+    return key
+
+
 def releases_between(older: str, newer: str) -> list[Release]:
     """Known releases r with older < r <= newer, oldest first."""
     older, newer = normalize(older), normalize(newer)

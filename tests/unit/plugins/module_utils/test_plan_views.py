@@ -273,3 +273,35 @@ def test_no_role_defaults_to_a_lemmy_version() -> None:
         if re.search(r"default\(['\"]0\.\d+\.\d+['\"]\)|version\(['\"]0\.19\.4['\"]", text):
             offenders.append(str(path.relative_to(_ROOT)))
     assert offenders == []
+
+
+# --------------------------------------------------------------------------- rate-limit columns
+
+
+def test_the_rate_limit_columns_of_0_19_are_the_plan_keys() -> None:
+    plan = build_plan(*inventory())
+    assert plan["rate_limit_columns"] == {key: key for key in plan["rate_limits"]}
+
+
+@pytest.mark.parametrize(
+    ("version", "key", "column"),
+    [
+        ("0.19.20", "message_per_second", "message_per_second"),
+        ("1.0.0-alpha.1", "message", "message_max_requests"),
+        ("1.0.0", "message_per_second", "message_interval_seconds"),
+        ("1.0.1", "import_user_settings", "import_user_settings_max_requests"),
+    ],
+)
+def test_a_rate_limit_column_follows_the_release_that_named_it(version: str, key: str, column: str) -> None:
+    assert _releases.rate_limit_column(version, key) == column
+
+
+def test_no_role_compares_lemmy_versions_itself() -> None:
+    """Which release does what is _releases' business: no role or playbook tests a Lemmy version in Jinja."""
+    offenders = [
+        str(path.relative_to(_ROOT))
+        for folder in ("roles", "playbooks")
+        for path in sorted((_ROOT / folder).rglob("*.yml"))
+        if re.search(r"version\s*\(\s*['\"][0-9]", path.read_text(encoding="utf-8"))
+    ]
+    assert offenders == []
