@@ -112,8 +112,8 @@ problems:
   type: list
   elements: str
   sample: []
-warnings:
-  description: Names in O(allow_unreachable) of hosts that answered after all.
+gate_warnings:
+  description: Names in O(allow_unreachable) of hosts that answered after all (also shown as warnings).
   returned: always
   type: list
   elements: str
@@ -179,8 +179,10 @@ def main() -> None:
         )
     except Exception as exc:  # pragma: no cover - defensive
         module.fail_json(msg="lemmy_preflight failed: {0}".format(exc), exception=traceback.format_exc())
+    # Each warning goes through module.warn; the result keeps them as gate_warnings (a `warnings` key is deprecated).
     for warning in result["warnings"]:
         module.warn(warning)
+    result["gate_warnings"] = result.pop("warnings")
     result["changed"] = False
     if not result["ok"]:
         module.fail_json(**result)

@@ -4,13 +4,17 @@
 
   probe  python3 failover_probe.py probe --host 10.213.76.100 --port 80 --out /tmp/probe.json \
              --stop-file /tmp/probe.stop --ready-file /tmp/probe.ready [--path /api/v3/site --path /]
+  wait   python3 failover_probe.py wait --progress-file /tmp/probe.progress (--answers 400 | --more 400) \
+             [--no-failures] [--timeout 60]
   judge  python3 failover_probe.py judge --results /tmp/probe.json --kill-at 1767000000.25 \
              [--failover-at 1767000000.95] [--rejoin-at 1767000030.0]
 
 The probe sends --rate requests per second (threads share a pacer), each on a new connection
 (``Connection: close``), so every request meets the address as it is at that instant; it never
 retries. A request fails on anything but a 2xx answer, a timeout (--timeout) or a connection error.
---progress-file keeps the counts so far, for a caller that waits on them. It stops after --duration
+--progress-file keeps the counts so far, for `wait`: it returns once the probe has --answers requests
+answered in all, or --more than when it started waiting, and prints the counts at its start and at its
+end (exit 2 on --timeout, 3 when --no-failures and one failed). It stops after --duration
 seconds, --max-requests requests, when --stop-file appears, or on
 SIGTERM/SIGINT, and writes every request as [start, latency, ok, detail] with wall-clock times
 (time.time(): the lab's containers share the machine's clock, so a kill timestamp taken outside
@@ -195,6 +199,38 @@ def _count(items: t.Iterable[str]) -> dict[str, int]:
     return dict(sorted(counts.items()))
 
 
+def read_progress(path: str) -> dict[str, t.Any] | None:
+    """The probe's counts so far, or None while it has not written them yet."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return t.cast(t.Dict[str, t.Any], json.load(handle))
+    except (OSError, ValueError):
+        return None
+
+
+def wait_for_answers(path: str, answers: int | None, more: int | None, no_failures: bool, timeout: float,
+                     clock: t.Callable[[], float] = time.monotonic, pause: t.Callable[[float], None] = time.sleep) -> tuple[int, dict[str, t.Any]]:
+    """Wait until the probe has answered enough requests: (exit code, {"start", "now"} counts)."""
+    deadline = clock() + timeout
+    start = read_progress(path)
+    while start is None and clock() < deadline:
+        pause(0.2)
+        start = read_progress(path)
+    if start is None:
+        return 2, {"start": None, "now": None, "error": "no progress in %s after %g s" % (path, timeout)}
+    goal = answers if answers is not None else int(start["done"]) + int(more or 0)
+    now = start
+    while True:
+        if no_failures and int(now["failed"]) > 0:
+            return 3, {"start": start, "now": now, "goal": goal, "error": "%s requests failed" % now["failed"]}
+        if int(now["done"]) >= goal:
+            return 0, {"start": start, "now": now, "goal": goal}
+        if clock() >= deadline:
+            return 2, {"start": start, "now": now, "goal": goal, "error": "%s of %d answered after %g s" % (now["done"], goal, timeout)}
+        pause(0.2)
+        now = read_progress(path) or now
+
+
 def _write(path: str, text: str) -> None:
     temporary = path + ".tmp"
     with open(temporary, "w", encoding="utf-8") as handle:
@@ -219,6 +255,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     probe.add_argument("--stop-file", help="stop when this file exists")
     probe.add_argument("--ready-file", help="write the start time here once the workers run")
     probe.add_argument("--progress-file", help="keep the requests answered and failed so far here (JSON, 4 times a second)")
+    waiting = sub.add_parser("wait", help="wait until a running probe has answered enough requests")
+    waiting.add_argument("--progress-file", required=True)
+    goal = waiting.add_mutually_exclusive_group(required=True)
+    goal.add_argument("--answers", type=int, help="requests answered in all")
+    goal.add_argument("--more", type=int, help="requests answered since the wait began")
+    waiting.add_argument("--no-failures", action="store_true", help="give up as soon as a request has failed")
+    waiting.add_argument("--timeout", type=float, default=60.0)
     verdict = sub.add_parser("judge", help="sum up a probe run around a failover")
     verdict.add_argument("--results", required=True)
     verdict.add_argument("--kill-at", type=float, required=True, help="epoch seconds at which the active proxy was killed")
@@ -235,6 +278,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.command == "wait":
+        code, counts = wait_for_answers(args.progress_file, args.answers, args.more, args.no_failures, args.timeout)
+        print(json.dumps(counts, sort_keys=True))
+        return code
     if args.command == "judge":
         with open(args.results, encoding="utf-8") as handle:
             results = json.load(handle)

@@ -104,3 +104,55 @@ def test_the_probe_counts_what_a_server_answers(tmp_path: Path) -> None:
     assert {r[3] for r in records if not r[2]} == {503}
     assert results["stop_reason"] == "max-requests"
     assert json.loads(progress.read_text(encoding="utf-8"))["done"] <= 20
+
+
+class _FakeProbe:
+    """A probe whose progress file grows by a fixed step each time the waiter pauses."""
+
+    def __init__(self, path: Path, step: int, failed_at: int | None = None) -> None:
+        self.path, self.step, self.failed_at, self.done, self.now = path, step, failed_at, 0, 0.0
+
+    def clock(self) -> float:
+        return self.now
+
+    def pause(self, seconds: float) -> None:
+        self.now += seconds
+        self.done += self.step
+        failed = 1 if self.failed_at is not None and self.done >= self.failed_at else 0
+        self.path.write_text(json.dumps({"done": self.done, "failed": failed}), encoding="utf-8")
+
+
+def test_wait_for_an_absolute_count(tmp_path: Path) -> None:
+    fake = _FakeProbe(tmp_path / "progress.json", step=10)
+    code, counts = probe.wait_for_answers(str(fake.path), 100, None, True, 60, fake.clock, fake.pause)
+    assert code == 0
+    assert counts["now"]["done"] >= 100 and counts["goal"] == 100
+
+
+def test_wait_for_more_counts_from_the_start_of_the_wait(tmp_path: Path) -> None:
+    fake = _FakeProbe(tmp_path / "progress.json", step=10)
+    fake.done = 250  # the probe has run a while before the wait
+    fake.path.write_text(json.dumps({"done": 250, "failed": 0}), encoding="utf-8")
+    code, counts = probe.wait_for_answers(str(fake.path), None, 40, False, 60, fake.clock, fake.pause)
+    assert code == 0
+    assert counts["start"]["done"] == 250 and counts["goal"] == 290 and counts["now"]["done"] >= 290
+
+
+def test_wait_gives_up_at_the_first_failure_when_asked(tmp_path: Path) -> None:
+    fake = _FakeProbe(tmp_path / "progress.json", step=10, failed_at=30)
+    code, counts = probe.wait_for_answers(str(fake.path), 400, None, True, 60, fake.clock, fake.pause)
+    assert code == 3
+    assert counts["now"]["failed"] == 1 and "failed" in counts["error"]
+
+
+def test_wait_times_out_with_the_counts_it_saw(tmp_path: Path) -> None:
+    fake = _FakeProbe(tmp_path / "progress.json", step=1)
+    code, counts = probe.wait_for_answers(str(fake.path), 10_000, None, False, 5, fake.clock, fake.pause)
+    assert code == 2
+    assert "of 10000 answered after 5 s" in counts["error"]
+
+
+def test_wait_without_a_probe_says_so(tmp_path: Path) -> None:
+    clock = iter(range(100))
+    code, counts = probe.wait_for_answers(str(tmp_path / "none.json"), 1, None, False, 3, lambda: next(clock), lambda _s: None)
+    assert code == 2 and counts["start"] is None and "no progress" in counts["error"]
