@@ -19,8 +19,12 @@ description:
   - Federation senders are numbered deterministically, by host in natural name order (C(web2) before C(web10)),
     then local slot. Pinned indices (C(lemmy_federation_indices)) are honoured, unpinned senders take the
     smallest free indices in that order. Sender I(i) of I(N) owns the instances whose C(id % N == i - 1).
-  - Runs on the controller and changes nothing. The playbook C(playbooks/tasks/plan.yml) builds its arguments
-    from C(groups) and C(hostvars) and stores the result as the fact C(lemmy_plan).
+  - Runs on the controller and changes nothing.
+  - Without O(settings), the action reads the inventory itself, the way C(playbooks/tasks/plan.yml) uses it - the groups,
+    each planned host's variables, the plan-level variables as the play sees them (C(group_vars/all) and C(-e)) and each
+    host's own value of them (so a value set on a group below C(all) is refused), and the secrets' kind and length - and
+    plans without sending a module anywhere. Only O(excluded_hosts) and O(known_versions) are then taken.
+  - With O(settings), O(groups), O(host_vars) and O(host_settings) are the caller's.
 author:
   - fediscale.lemmy maintainers (@fediscale)
 extends_documentation_fragment:
@@ -40,8 +44,8 @@ options:
       - Group name to list of inventory host names, for the groups C(lemmy_proxy), C(lemmy_ui), C(lemmy_api),
         C(lemmy_federation), C(lemmy_scheduler), C(pictrs) and C(lemmy_db). Missing groups are empty.
       - C(lemmy_db) is optional when C(lemmy_database_host) in O(settings) names an external server.
+      - Required with O(settings); without them the inventory's groups are read.
     type: dict
-    required: true
   host_vars:
     description:
       - Inventory host name to that host's settings. Unset keys take their defaults.
@@ -101,8 +105,8 @@ options:
         C(10.0.0.100/24), that the C(lemmy_proxy) hosts share with VRRP; it needs two proxies or more, each with an IPv4 address
         on that subnet, and must be no host's address. C(lemmy_proxy_vip_router_id) (default 51) is the VRRP router id, 1 to 255;
         C(lemmy_proxy_vip_preempt) (default false) lets the first proxy take the address back when it returns.
+      - Leave it out to have the action read every input from the inventory.
     type: dict
-    required: true
   known_versions:
     description:
       - Lemmy releases to accept for C(lemmy_version) and C(lemmy_ui_version).
@@ -132,6 +136,11 @@ seealso:
 """
 
 EXAMPLES = r"""
+- name: Plan the fleet of the inventory (what playbooks/tasks/plan.yml does)
+  fediscale.lemmy.lemmy_plan:
+    excluded_hosts: "{{ lemmy_plan_excluded_hosts | default([], true) }}"
+  register: __lemmy_plan_result
+
 - name: Plan a fleet from explicit groups
   fediscale.lemmy.lemmy_plan:
     groups:
@@ -304,6 +313,10 @@ from ansible_collections.fediscale.lemmy.plugins.module_utils._plan import (
 
 def run_module(module: AnsibleModule) -> dict[str, t.Any]:
     """Plan, or fail listing every problem."""
+    if module.params["settings"] is None or module.params["groups"] is None:
+        # The action plans from the inventory when settings are left out; the module alone cannot read it.
+        module.fail_json(msg="lemmy_plan without the fediscale.lemmy action plugin needs groups and settings; call it by its FQCN, "
+                             "fediscale.lemmy.lemmy_plan, so that the action reads the inventory, or pass both")
     try:
         plan = build_plan(
             module.params["groups"],
@@ -325,10 +338,10 @@ def run_module(module: AnsibleModule) -> dict[str, t.Any]:
 def main() -> None:
     module = AnsibleModule(
         argument_spec={
-            "groups": {"type": "dict", "required": True},
+            "groups": {"type": "dict"},
             "host_vars": {"type": "dict", "default": {}},
             "host_settings": {"type": "dict", "default": {}},
-            "settings": {"type": "dict", "required": True},
+            "settings": {"type": "dict"},
             "known_versions": {"type": "list", "elements": "str"},
             "excluded_hosts": {"type": "raw", "default": []},
         },

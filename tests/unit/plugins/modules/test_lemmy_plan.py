@@ -62,6 +62,15 @@ def test_plans_and_reports_no_change(capsys: pytest.CaptureFixture[str]) -> None
     assert "federation senders: 3" in result["summary"]
 
 
+@pytest.mark.parametrize("missing", ["groups", "settings"])
+def test_the_module_alone_needs_groups_and_settings(capsys: pytest.CaptureFixture[str], missing: str) -> None:
+    args = {"groups": GROUPS, "host_vars": HOST_VARS, "settings": SETTINGS}
+    del args[missing]
+    result = run(capsys, args)
+    assert result["failed"] is True
+    assert "call it by its FQCN, fediscale.lemmy.lemmy_plan, so that the action reads the inventory" in result["msg"]
+
+
 def test_check_mode_gives_the_same_plan(capsys: pytest.CaptureFixture[str]) -> None:
     normal = run(capsys, {"groups": GROUPS, "host_vars": HOST_VARS, "settings": SETTINGS})
     checked = run(capsys, {"groups": GROUPS, "host_vars": HOST_VARS, "settings": SETTINGS, "_ansible_check_mode": True})
