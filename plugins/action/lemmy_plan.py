@@ -52,10 +52,14 @@ class ActionModule(ActionBase):
             return result
 
         hostvars = task_vars.get("hostvars") or {}
+        # hostvars[host] works out every variable of the host: once per host, not once per key.
+        views: dict[str, t.Any] = {}
 
         def host_value(host: str, key: str) -> t.Any:
             try:
-                values = hostvars[host]
+                if host not in views:
+                    views[host] = hostvars[host]
+                values = views[host]
                 return values[key] if key in values else UNSET
             except (AnsibleError, KeyError, TypeError, ValueError):
                 return UNSET  # undefined on that host, or built from variables it cannot see
