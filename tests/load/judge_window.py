@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 # Copyright (c) fediscale.lemmy contributors
-"""Judge the fault windows of the molecule "faults" scenario.
+"""Judge the fault windows of the molecule "upgrade" scenario (extensions/molecule/upgrade/tasks/faults/).
 
 Each window is a folder <work>/<name>/ holding load.json (tests/load/loadgen.py's results for the
 window) and facts.json (what the scenario recorded about the fault: times, container states, the

@@ -6,7 +6,7 @@
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 base="${LAB_BASE_IMAGE:-fediscale-lab/base:bookworm}"
-LEMMY_VERSIONS="${STANDIN_LEMMY_VERSIONS:-0.19.3 0.19.4 0.19.19 0.19.20}"
+LEMMY_VERSIONS="${STANDIN_LEMMY_VERSIONS:-0.19.3 0.19.4 0.19.18 0.19.19 0.19.20}"
 PICTRS_VERSIONS="${STANDIN_PICTRS_VERSIONS:-0.5.16}"
 
 docker image inspect "$base" >/dev/null 2>&1 || { echo "missing $base: run tests/lab/build_images.sh first" >&2; exit 1; }
