@@ -88,7 +88,8 @@ def test_ipv4_and_names_are_not_bracketed() -> None:
 
 def _drain_accept_pattern() -> str:
     tasks = yaml.safe_load((_ROOT / "roles" / "nginx" / "tasks" / "drain.yml").read_text(encoding="utf-8"))
-    checks = tasks[0]["ansible.builtin.assert"]["that"]
+    (check,) = [task for task in tasks if task.get("name") == "Check the drain inputs"]
+    checks = check["ansible.builtin.assert"]["that"]
     pattern = [c for c in checks if "reject('match'" in c][0]
     return re.search(r"reject\('match', '([^']+)'\)", pattern).group(1).replace("\\\\", "\\")
 
