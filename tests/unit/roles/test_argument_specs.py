@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -54,3 +55,20 @@ def test_readme_mentions_every_option(role: str) -> None:
     options = {name for entry in spec["argument_specs"].values() for name in (entry.get("options") or {})}
     missing = sorted(name for name in options if name not in text)
     assert not missing, f"roles/{role}: README.md does not explain {missing}"
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_a_side_entry_point_lists_only_what_its_tasks_read(role: str) -> None:
+    """An entry point other than main documents the options its own task file (or the role's vars) reads, not main's list."""
+    spec = _load(ROLES_DIR / role / "meta" / "argument_specs.yml")["argument_specs"]
+    role_vars = ROLES_DIR / role / "vars" / "main.yml"
+    shared = role_vars.read_text(encoding="utf-8") if role_vars.is_file() else ""
+    for entry, body in spec.items():
+        if entry == "main":
+            continue
+        text = (ROLES_DIR / role / "tasks" / f"{entry}.yml").read_text(encoding="utf-8")
+        # With the task files it includes.
+        for included in re.findall(r"(?:include|import)_tasks: ([\w.]+\.yml)", text):
+            text += (ROLES_DIR / role / "tasks" / included).read_text(encoding="utf-8")
+        unread = sorted(name for name in (body.get("options") or {}) if name not in text and name not in shared)
+        assert not unread, f"roles/{role}: the {entry} entry point lists {unread}, which tasks/{entry}.yml does not read"
