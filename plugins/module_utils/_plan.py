@@ -843,7 +843,7 @@ class _Planner:
         if value is None:
             return ssr
         if not isinstance(value, str) or not _SSR_ADDRESS.match(value.strip()):
-            hint = str(value).strip().split("://")[-1].split("/")[0] or "lemmy-internal.example:8537"
+            hint = str(value).strip().rsplit("://", maxsplit=1)[-1].split("/")[0] or "lemmy-internal.example:8537"
             if not re.search(r":[0-9]+$", hint):
                 hint += ":8537"
             self.problem(

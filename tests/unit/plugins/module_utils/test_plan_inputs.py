@@ -48,7 +48,7 @@ def test_every_planner_key_is_read_from_every_planned_host_only() -> None:
     inputs = collect_plan_inputs(GROUPS, host_value, controller_value, lambda _key: UNSET)
     assert sorted(inputs["groups"]) == sorted(GROUP_NAMES)
     assert inputs["groups"]["lemmy_federation"] == []
-    assert {host for host, _ in asked} == {"lb1", "web1", "web2", "db1"}
+    assert {host for host, _key in asked} == {"lb1", "web1", "web2", "db1"}
     for host in ("lb1", "web1", "web2", "db1"):
         assert {key for h, key in asked if h == host} == set(HOST_VAR_KEYS) | set(PLAN_LEVEL_KEYS) | set(SECRET_KEYS)
         assert inputs["host_vars"][host] == dict.fromkeys(HOST_VAR_KEYS)
@@ -112,7 +112,7 @@ def test_plain_turns_mappings_and_sequences_into_plain_data() -> None:
 
     value = plain(Lazy(limits=(Tagged("1"), 2, 3.5, True, None)))
     assert value == {"limits": ["1", 2, 3.5, True, None]}
-    assert type(value) is dict and type(value["limits"][0]) is str
+    assert value.__class__ is dict and value["limits"][0].__class__ is str
 
 
 def test_the_collected_inputs_plan_the_fleet() -> None:
