@@ -74,7 +74,7 @@ allow+='|docs|docs/[^/]+\.(md|svg)'
 allow+='|changelogs|changelogs/changelog\.yaml'
 allow+='|inventories|inventories/examples(/.*)?'
 allow+='|playbooks|playbooks/(site|rolling_upgrade|plan|federation_report|prometheus_targets|adopt_lemmy_ansible|adopt_lemmy_ansible_next)\.yml|playbooks/tasks|playbooks/tasks/[^/]+\.yml'
-allow+='|plugins|plugins/(modules|module_utils|doc_fragments)(/[^/]+\.py)?'
+allow+='|plugins|plugins/(action|modules|module_utils|doc_fragments)(/[^/]+\.py)?'
 allow+='|roles|roles/[a-z_]+(/(defaults|handlers|meta|tasks|templates|vars|files)(/.*)?|/README\.md)?'
 allow+=')$'
 # Nothing may match these, even where the allow-list would let it through.
