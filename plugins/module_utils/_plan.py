@@ -111,6 +111,12 @@ SETTING_DEFAULTS = {
     "lemmy_federation_enabled": True,
     # Each lemmy_server process serves Prometheus metrics on its own port (lemmy_prometheus_base_port + n).
     "lemmy_prometheus": False,
+    # The images each kind of process runs (plan "images"): a full reference wins over repository + the plan's version.
+    "lemmy_server_image": None,
+    "lemmy_server_image_repository": "dessalines/lemmy",
+    "lemmy_ui_image": None,
+    "lemmy_ui_image_repository": "dessalines/lemmy-ui",
+    "pictrs_image": "asonix/pictrs:0.5.16",
     # Derived in a no_log task, never the secrets themselves: {name: {kind, length, differs_on}}.
     "secret_facts": {},
 }
@@ -150,6 +156,11 @@ PLAN_LEVEL_KEYS = (
     "lemmy_rate_limits",
     "lemmy_federation_enabled",
     "lemmy_prometheus",
+    "lemmy_server_image",
+    "lemmy_server_image_repository",
+    "lemmy_ui_image",
+    "lemmy_ui_image_repository",
+    "pictrs_image",
 )
 
 PLAN_LEVEL_KEYS += _VIP_KEYS
@@ -218,6 +229,10 @@ HOST_VAR_KEYS = (
 )
 
 _CLEAN_INT = re.compile(r"^\s*[0-9]+\s*$")
+# [registry[:port]/]name[/name...][:tag][@sha256:digest], lower-case names as Docker requires.
+_IMAGE_REFERENCE = re.compile(
+    r"^[a-z0-9][a-z0-9._-]*(?::[0-9]+)?(?:/[a-z0-9][a-z0-9._-]*)*(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[0-9a-f]{64})?$"
+)
 _DOMAIN = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")
 # S3 bucket names: 3-63 characters of lowercase letters, digits, dots and hyphens, alphanumeric at both ends.
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
@@ -526,6 +541,45 @@ class _Planner:
             return None
         return text
 
+    def read_image_reference(self, key: str, tagged: bool) -> str | None:
+        """An image reference (``tagged``) or a repository without tag, as docker takes it; None when refused."""
+        value = self.setting(key)
+        if value is None:
+            return None
+        text = value.strip() if isinstance(value, str) else None
+        last = (text or "").rsplit("/", 1)[-1]
+        if text is None or not _IMAGE_REFERENCE.match(text):
+            self.problem("%s is %s; set it to an image reference such as %s" % (key, show(value), "dessalines/lemmy:0.19.20" if tagged else "dessalines/lemmy"))
+            return None
+        if tagged and ":" not in last and "@" not in last:
+            self.problem(
+                "%s is %s, which names no tag, so Docker would run :latest and an upgrade could not tell versions apart; "
+                "add the tag, such as %s:0.19.20" % (key, show(value), text)
+            )
+            return None
+        if not tagged and (":" in last or "@" in last):
+            self.problem(
+                "%s is %s, which names a tag or digest; give the repository alone (the plan appends lemmy_version), "
+                "or set the full reference in the matching *_image variable" % (key, show(value))
+            )
+            return None
+        return text
+
+    def read_images(self, version: str | None, ui_version: str | None) -> dict[str, str | None]:
+        """The image of each kind: the full reference when set, else repository:version (every host runs the same)."""
+        images: dict[str, str | None] = {}
+        for kind, image_key, repository_key, tag in (
+            ("server", "lemmy_server_image", "lemmy_server_image_repository", version),
+            ("ui", "lemmy_ui_image", "lemmy_ui_image_repository", ui_version),
+        ):
+            image = self.read_image_reference(image_key, tagged=True)
+            repository = self.read_image_reference(repository_key, tagged=False)
+            if image is None and self.setting(image_key) is None and repository and tag:
+                image = "%s:%s" % (repository, tag)
+            images[kind] = image
+        images["pictrs"] = self.read_image_reference("pictrs_image", tagged=True)
+        return images
+
     def read_choice(self, key: str, choices: t.Sequence[str]) -> str:
         value = self.setting(key)
         if isinstance(value, str) and value.strip() in choices:
@@ -598,6 +652,7 @@ class _Planner:
             self.problem("lemmy_prometheus is %s; set it to true or false" % show(self.setting("lemmy_prometheus")))
             prometheus = False
         out["prometheus"] = prometheus
+        out["images"] = self.read_images(out["version"], out["ui_version"])
 
         db_host = self.setting("lemmy_database_host")
         if db_host is not None and (not isinstance(db_host, str) or any(c.isspace() for c in db_host.strip()) or "/" in db_host):
@@ -1070,6 +1125,8 @@ class _Planner:
             "domain": settings["domain"],
             "version": settings["version"],
             "ui_version": settings["ui_version"],
+            # The image each kind runs: the roles and the upgrade read these, never a version of their own.
+            "images": settings["images"],
             "processes": processes,
             "hosts": hosts,
             "upstreams": {

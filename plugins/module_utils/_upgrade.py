@@ -67,7 +67,19 @@ def read_container(host: str, raw: t.Mapping[str, t.Any]) -> dict[str, t.Any] | 
 
     ``raw`` holds ``name``, ``image``, ``running`` and, for senders, ``shard`` ("i/N", the label the role sets),
     ``shard_index``/``shard_count`` or ``command`` (the flags, for containers started without the label).
+    It may also be a container as community.docker.docker_host_info lists it (``Names``, ``Image``, ``State``,
+    ``Labels``, ``Command``), so that playbooks pass what they read without reshaping it.
     """
+    if "Names" in raw or "Image" in raw:
+        names = raw.get("Names") or [""]
+        labels = raw.get("Labels") if isinstance(raw.get("Labels"), t.Mapping) else {}
+        raw = {
+            "name": names[0] if isinstance(names, (list, tuple)) else names,
+            "image": raw.get("Image", ""),
+            "running": raw.get("State") == "running",
+            "shard": labels.get(SHARD_LABEL),
+            "command": raw.get("Command"),
+        }
     name = str(raw.get("name", "")).lstrip("/")
     kind = kind_of(name)
     if kind is None:
@@ -114,6 +126,21 @@ def read_observed(observed: t.Mapping[str, t.Any]) -> list[dict[str, t.Any]]:
     return result
 
 
+def version_of(image: str) -> str:
+    """The tag of an image reference (the release it runs), or ``unknown:<image>`` without one."""
+    # A digest (name@sha256:...) carries no release, and a registry port (host:5000/name) is not a tag.
+    match = re.search(r":([^:/@]+)$", image.split("@", 1)[0])
+    return match.group(1) if match and "@" not in image else "unknown:" + image
+
+
+def running_releases(containers: t.Sequence[t.Mapping[str, t.Any]]) -> dict[str, list[str]]:
+    """What the fleet runs now: the lemmy_server releases (for the release check) and the lemmy-ui images."""
+    return {
+        "server": sorted({version_of(c["image"]) for c in containers if c["kind"] in SERVER_KINDS}),
+        "ui": sorted({c["image"] for c in containers if c["kind"] == "ui"}),
+    }
+
+
 def _action(step: str, action: str, container: t.Mapping[str, t.Any], why: str, **extra: t.Any) -> dict[str, t.Any]:
     entry = {"step": step, "action": action, "host": container["host"], "kind": container["kind"], "name": container["name"], "why": why}
     entry.update(extra)
@@ -147,25 +174,59 @@ def fence(plan: t.Mapping[str, t.Any], containers: t.Sequence[t.Mapping[str, t.A
     planned = planned_senders(plan)
     actions: list[dict[str, t.Any]] = []
     for c in containers:
-        if c["kind"] != "scheduler" or not c["running"]:
+        if c["kind"] != "scheduler":
+            continue
+        if not c["running"]:
+            # The upgrade replaces only planned processes: a stopped leftover elsewhere goes now, or it would stay forever.
+            if server_image is not None and c["host"] != scheduler_host:
+                actions.append(_action("fence", "remove", c, "a stopped scheduler the plan does not place here", state="absent"))
             continue
         if c["host"] != scheduler_host:
-            actions.append(_action("fence", "stop", c, "the plan runs the scheduler on %s, not here: two schedulers must never run" % scheduler_host))
+            actions.append(_action("fence", "stop", c, "the plan runs the scheduler on %s, not here: two schedulers must never run" % scheduler_host,
+                                   state=_fenced_state(c, planned_here=False, upgrade=server_image is not None)))
         elif server_image is not None and c["image"] != server_image:
-            actions.append(_action("fence", "stop", c, "runs %s: no old scheduler may run against the new schema; it starts again last" % c["image"]))
+            actions.append(_action("fence", "stop", c, "runs %s: no old scheduler may run against the new schema; it starts again last" % c["image"],
+                                   state="stopped"))
     changes = sender_set_changes(plan, containers)
     count = (plan.get("federation") or {}).get("count")
     for c in containers:
-        if c["kind"] != "federation" or not c["running"]:
+        if c["kind"] != "federation":
             continue
+        here = (c["host"], c["name"]) in planned
+        if not c["running"]:
+            if server_image is not None and not here:
+                actions.append(_action("fence", "remove", c, "a stopped sender the plan does not place here", state="absent"))
+            continue
+        state = _fenced_state(c, planned_here=here, upgrade=server_image is not None)
         if changes:
             actions.append(
                 _action("fence", "stop", c, "the sender set changes (running %d/%d here, the plan has %d senders): stop all, then start the new set"
-                        % (c["shard_index"], c["shard_count"], count or 0))
+                        % (c["shard_index"], c["shard_count"], count or 0), state=state)
             )
-        elif (c["host"], c["name"]) not in planned:
-            actions.append(_action("fence", "stop", c, "the plan has no such sender on this host"))
+        elif not here:
+            actions.append(_action("fence", "stop", c, "the plan has no such sender on this host", state=state))
     return actions
+
+
+def _fenced_state(container: t.Mapping[str, t.Any], planned_here: bool, upgrade: bool) -> str:
+    """``stopped`` or ``absent``: the converge's main step removes leftovers itself; the upgrade replaces only
+    planned processes, so there the fence removes what the plan no longer places on the host."""
+    return "absent" if upgrade and not planned_here else "stopped"
+
+
+def decide_fence(plan: t.Mapping[str, t.Any], observed: t.Mapping[str, t.Any], server_image: str | None = None) -> dict[str, t.Any]:
+    """The fence alone (site.yml, and the upgrade's fence steps): what must stop now, per host, and why."""
+    containers = read_observed(observed)
+    actions = fence(plan, containers, server_image)
+    for number, entry in enumerate(actions, start=1):
+        entry["order"] = number
+    return {
+        "actions": actions,
+        "sender_set_changes": sender_set_changes(plan, containers),
+        "by_host": by_host(actions),
+        "summary": summarise(actions),
+        "running": running_releases(containers),
+    }
 
 
 def _migrate_host(plan: t.Mapping[str, t.Any], containers: t.Sequence[t.Mapping[str, t.Any]]) -> tuple[str | None, str | None]:
@@ -199,7 +260,9 @@ def decide(
     first = plan.get("first_api") or {}
     migrate: dict[str, t.Any] = {"needed": not migrated, "strategy": strategy, "host": None, "config_of": None}
     if migrated:
-        migrate["why"] = "a lemmy_server process already runs %s, so its start migrated" % server_image
+        # Still name where the step would run: the play of the migration step needs a host, and does nothing there.
+        host, name = _migrate_host(plan, containers) if strategy == "migrate_only" else (first.get("host"), first.get("name"))
+        migrate.update(host=host, config_of=name, why="a lemmy_server process already runs %s, so its start migrated" % server_image)
     elif strategy == "migrate_only":
         host, name = _migrate_host(plan, containers)
         migrate.update(host=host, config_of=name, why="one-shot container with every --disable-* flag, reusing %s's config" % name)
@@ -247,6 +310,7 @@ def decide(
         "sender_set_changes": sender_set_changes(plan, containers),
         "by_host": by_host(actions),
         "summary": summarise(actions),
+        "running": running_releases(containers),
     }
 
 
@@ -279,7 +343,7 @@ def apply(state: t.Mapping[str, t.Any], action: t.Mapping[str, t.Any]) -> dict[s
     if action["action"] in ("stop", "remove"):
         for c in list(items):
             if c["name"] == name:
-                if action["action"] == "remove":
+                if action["action"] == "remove" or action.get("state") == "absent":
                     items.remove(c)
                 else:
                     c["running"] = False

@@ -18,6 +18,9 @@ description:
   - The actions are C(stop), C(remove), C(migrate), C(replace) (API and UI replacements carry the C(drain_key) nginx
     knows the server by) and C(skip) (the container already runs the target).
   - A rerun after an interruption decides again from what runs, so what already runs the target is skipped.
+  - With O(scope=fence) it lists only the fence, the stops that keep one scheduler and one sender per shard index.
+    site.yml runs it without a target before it starts processes, and the upgrade runs it with the target
+    before it migrates and before it starts the senders.
   - Runs on the controller and changes nothing.
 author:
   - fediscale.lemmy maintainers (@fediscale)
@@ -40,17 +43,26 @@ options:
     description:
       - Host name to the Lemmy containers found there, each with C(name), C(image), C(running) and, for senders,
         C(shard) (C(i/N), the label the lemmy_server role sets) or C(command) (the container's flags).
+      - A container as M(community.docker.docker_host_info) lists it (C(Names), C(Image), C(State), C(Labels),
+        C(Command)) is read as it is.
       - Names other than C(lemmy-api-N), C(lemmy-federation-N), C(lemmy-scheduler) and C(lemmy-ui-N) are ignored.
     type: dict
     required: true
+  scope:
+    description:
+      - V(upgrade) orders the whole upgrade; V(fence) lists only the fence.
+    type: str
+    choices: [upgrade, fence]
+    default: upgrade
   server_image:
-    description: The target lemmy_server image.
+    description:
+      - The target lemmy_server image. Required with O(scope=upgrade).
+      - With O(scope=fence), an old scheduler on the planned host is stopped too, and what the plan no longer
+        places on a host is removed (C(state=absent)) rather than stopped.
     type: str
-    required: true
   ui_image:
-    description: The target lemmy-ui image.
+    description: The target lemmy-ui image. Required with O(scope=upgrade).
     type: str
-    required: true
 seealso:
   - module: fediscale.lemmy.lemmy_release_check
   - module: fediscale.lemmy.lemmy_plan
@@ -91,9 +103,14 @@ by_host:
   returned: success
   type: dict
   sample: {web1: {api: [{name: lemmy-api-1, action: replace}]}}
+running:
+  description: What runs now, C(server) the lemmy_server releases (image tags) and C(ui) the lemmy-ui images.
+  returned: success
+  type: dict
+  sample: {server: ["0.19.19"], ui: ["dessalines/lemmy-ui:0.19.19"]}
 migrate:
   description: Whether the step migrates, how (C(migrate_only) or C(first_api_process)), on which host, and why.
-  returned: success
+  returned: with O(scope=upgrade)
   type: dict
   sample: {needed: true, strategy: migrate_only, host: web1, config_of: lemmy-api-1, why: "one-shot container ..."}
 sender_set_changes:
@@ -114,7 +131,7 @@ import typing as t
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.fediscale.lemmy.plugins.module_utils._upgrade import decide
+from ansible_collections.fediscale.lemmy.plugins.module_utils._upgrade import decide, decide_fence
 
 
 def run_module(module: AnsibleModule) -> dict[str, t.Any]:
@@ -122,7 +139,10 @@ def run_module(module: AnsibleModule) -> dict[str, t.Any]:
     if not isinstance(plan.get("processes"), list) or "scheduler" not in plan:
         module.fail_json(msg="plan has no processes or scheduler; pass the result of fediscale.lemmy.lemmy_plan (hostvars['localhost']['lemmy_plan'])")
     try:
-        result = decide(plan, module.params["containers"], module.params["server_image"], module.params["ui_image"])
+        if module.params["scope"] == "fence":
+            result = decide_fence(plan, module.params["containers"], module.params["server_image"])
+        else:
+            result = decide(plan, module.params["containers"], module.params["server_image"], module.params["ui_image"])
     except (KeyError, TypeError, ValueError) as error:
         module.fail_json(msg="cannot decide the upgrade from this plan and these containers: %s" % error, exception=traceback.format_exc())
     return dict(changed=False, **result)
@@ -133,9 +153,11 @@ def main() -> None:
         argument_spec={
             "plan": {"type": "dict", "required": True},
             "containers": {"type": "dict", "required": True},
-            "server_image": {"type": "str", "required": True},
-            "ui_image": {"type": "str", "required": True},
+            "scope": {"type": "str", "choices": ["upgrade", "fence"], "default": "upgrade"},
+            "server_image": {"type": "str"},
+            "ui_image": {"type": "str"},
         },
+        required_if=[("scope", "upgrade", ("server_image", "ui_image"))],
         supports_check_mode=True,
     )
     module.exit_json(**run_module(module))

@@ -306,3 +306,45 @@ def test_no_role_compares_lemmy_versions_itself() -> None:
         if re.search(r"version\s*\(\s*['\"][0-9]", path.read_text(encoding="utf-8"))
     ]
     assert offenders == []
+
+
+# --------------------------------------------------------------------------- images
+
+
+def test_images_default_to_the_upstream_repositories_tagged_with_the_plan_versions() -> None:
+    plan = build_plan(*inventory(lemmy_ui_version="0.19.19"))
+    assert plan["images"] == {
+        "server": "dessalines/lemmy:0.19.20",
+        "ui": "dessalines/lemmy-ui:0.19.19",
+        "pictrs": "asonix/pictrs:0.5.16",
+    }
+
+
+def test_a_repository_takes_the_plan_version_and_a_full_reference_wins() -> None:
+    plan = build_plan(*inventory(
+        lemmy_server_image_repository="registry.example.org:5000/lemmy/lemmy",
+        lemmy_ui_image="registry.example.org:5000/lemmy/ui:custom-1",
+        pictrs_image="asonix/pictrs@sha256:" + "a" * 64,
+    ))
+    assert plan["images"] == {
+        "server": "registry.example.org:5000/lemmy/lemmy:0.19.20",
+        "ui": "registry.example.org:5000/lemmy/ui:custom-1",
+        "pictrs": "asonix/pictrs@sha256:" + "a" * 64,
+    }
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "words"),
+    [
+        ("lemmy_server_image", "dessalines/lemmy", "names no tag"),
+        ("lemmy_ui_image", "Dessalines/Lemmy-UI:0.19.20", "image reference"),
+        ("lemmy_server_image", "dessalines/lemmy: 0.19.20", "image reference"),
+        ("lemmy_server_image_repository", "dessalines/lemmy:0.19.20", "repository alone"),
+        ("pictrs_image", 0.5, "image reference"),
+    ],
+)
+def test_a_wrong_image_is_refused_naming_the_variable(key: str, value: t.Any, words: str) -> None:
+    with pytest.raises(PlanError) as caught:
+        build_plan(*inventory(**{key: value}))
+    line = next(p for p in caught.value.problems if p.startswith(key + " "))
+    assert words in line

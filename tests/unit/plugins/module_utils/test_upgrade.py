@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ansible_collections.fediscale.lemmy.plugins.module_utils._plan import build_plan
-from ansible_collections.fediscale.lemmy.plugins.module_utils._upgrade import apply, decide, fence, read_container, read_observed
+from ansible_collections.fediscale.lemmy.plugins.module_utils._upgrade import apply, decide, decide_fence, fence, read_container, read_observed
 
 OLD = "dessalines/lemmy:0.19.19"
 NEW = "dessalines/lemmy:0.19.20"
@@ -100,6 +100,8 @@ def test_a_rerun_after_the_upgrade_does_nothing() -> None:
     assert {a["action"] for a in result["actions"]} == {"skip"}
     assert result["migrate"]["needed"] is False
     assert "already runs" in result["migrate"]["why"]
+    # The migration play still needs a host to run on (it does nothing there).
+    assert (result["migrate"]["host"], result["migrate"]["config_of"]) == ("web1", "lemmy-api-1")
 
 
 def test_a_rerun_in_the_middle_skips_what_runs_the_target_and_does_not_migrate_again() -> None:
@@ -173,6 +175,64 @@ def test_read_container_ignores_foreign_names() -> None:
     assert read_container("web1", {"name": "/lemmy-migrate", "image": NEW, "running": False}) is None
     assert read_container("web1", {"name": "postgres", "image": "x", "running": True}) is None
     assert read_container("web1", {"name": "/lemmy-ui-2", "image": NEW_UI, "running": True})["kind"] == "ui"
+
+
+def test_read_container_takes_docker_host_info_as_it_lists_containers() -> None:
+    listed = {"Id": "abc", "Names": ["/lemmy-federation-2"], "Image": OLD, "State": "exited",
+              "Labels": {"org.fediscale.lemmy.shard": "2/3"}, "Command": "lemmy_server --disable-http-server"}
+    assert read_container("work1", listed) == {"host": "work1", "name": "lemmy-federation-2", "kind": "federation", "image": OLD,
+                                               "running": False, "shard_index": 2, "shard_count": 3}
+    flags = {"Names": ["/lemmy-federation-1"], "Image": NEW, "State": "running", "Labels": None,
+             "Command": "lemmy_server --federate-process-index 1 --federate-process-count 4"}
+    assert read_container("work1", flags)["shard_count"] == 4
+
+
+def test_running_releases_name_the_server_tags_and_the_ui_images() -> None:
+    plan = make_plan()
+    observed = running_fleet(plan)
+    observed["web2"][0]["image"] = "registry:5000/lemmy@sha256:" + "b" * 64
+    result = decide_fence(plan, observed)
+    assert result["running"]["server"] == ["0.19.19", "unknown:registry:5000/lemmy@sha256:" + "b" * 64]
+    assert result["running"]["ui"] == [OLD_UI]
+
+
+def test_the_converge_fence_stops_and_the_upgrade_fence_removes_what_the_plan_no_longer_places() -> None:
+    plan = make_plan({"work1": 2, "work2": 1}, scheduler="work2")
+    observed = running_fleet(plan)
+    observed["work1"].append({"name": "lemmy-scheduler", "image": OLD, "running": True})
+    observed["work1"].append({"name": "lemmy-federation-3", "image": OLD, "running": True, "shard": "3/3"})
+    converge = decide_fence(plan, observed)
+    assert {(a["host"], a["name"], a["state"]) for a in converge["actions"]} == {
+        ("work1", "lemmy-scheduler", "stopped"), ("work1", "lemmy-federation-1", "stopped"), ("work1", "lemmy-federation-2", "stopped"),
+        ("work1", "lemmy-federation-3", "stopped"), ("work2", "lemmy-federation-3", "stopped")}
+    assert converge["sender_set_changes"] is True
+    upgrade = decide_fence(plan, observed, NEW)
+    states = {(a["host"], a["name"]): a["state"] for a in upgrade["actions"]}
+    assert states[("work1", "lemmy-scheduler")] == "absent"
+    assert states[("work1", "lemmy-federation-3")] == "absent"
+    assert states[("work2", "lemmy-scheduler")] == "stopped"
+    assert states[("work1", "lemmy-federation-1")] == "stopped"
+    assert all(a["step"] == "fence" and a["action"] == "stop" for a in upgrade["actions"])
+    assert sorted(upgrade["by_host"]) == ["work1", "work2"]
+
+
+def test_the_upgrade_fence_removes_stopped_leftovers_and_the_converge_fence_leaves_them_to_the_main_step() -> None:
+    plan = make_plan({"work1": 2, "work2": 1}, scheduler="work2")
+    observed = running_fleet(plan)
+    observed["work1"].append({"name": "lemmy-scheduler", "image": OLD, "running": False})
+    observed["work1"].append({"name": "lemmy-federation-3", "image": OLD, "running": False, "shard": "3/3"})
+    assert decide_fence(plan, observed)["actions"] == []
+    upgrade = decide_fence(plan, observed, NEW)
+    assert {(a["host"], a["name"], a["action"], a["state"]) for a in upgrade["actions"]} == {
+        ("work1", "lemmy-scheduler", "remove", "absent"), ("work1", "lemmy-federation-3", "remove", "absent"),
+        ("work2", "lemmy-scheduler", "stop", "stopped")}
+    assert upgrade["sender_set_changes"] is False
+
+
+def test_a_fleet_that_matches_the_plan_needs_no_fence() -> None:
+    plan = make_plan()
+    result = decide_fence(plan, running_fleet(plan, NEW, NEW_UI))
+    assert result["actions"] == [] and result["by_host"] == {} and result["sender_set_changes"] is False
 
 
 def test_by_host_groups_the_actions_per_host_and_step() -> None:

@@ -54,3 +54,20 @@ def test_a_plan_that_is_not_one_is_refused(capsys: pytest.CaptureFixture[str]) -
     code, result = run(capsys, {"plan": {"domain": "x"}, "containers": {}, "server_image": "a", "ui_image": "b"})
     assert code == 1
     assert "fediscale.lemmy.lemmy_plan" in result["msg"]
+
+
+def test_the_fence_scope_needs_no_target_and_reads_docker_host_info(capsys: pytest.CaptureFixture[str]) -> None:
+    settings = {"lemmy_domain": "lemmy.example.org", "lemmy_version": "0.19.20", "secret_facts": SECRETS}
+    plan = build_plan(GROUPS, {}, settings)
+    listed = {"web1": [{"Names": ["/lemmy-scheduler"], "Image": "dessalines/lemmy:0.19.20", "State": "running", "Labels": {}, "Command": "x"}]}
+    code, result = run(capsys, {"plan": plan, "containers": listed, "scope": "fence"})
+    assert code == 0
+    assert [(a["host"], a["name"], a["state"]) for a in result["actions"]] == [("web1", "lemmy-scheduler", "stopped")]
+    assert result["running"] == {"server": ["0.19.20"], "ui": []}
+
+
+def test_the_upgrade_scope_needs_both_targets(capsys: pytest.CaptureFixture[str]) -> None:
+    settings = {"lemmy_domain": "lemmy.example.org", "lemmy_version": "0.19.20", "secret_facts": SECRETS}
+    plan = build_plan(GROUPS, {}, settings)
+    code, result = run(capsys, {"plan": plan, "containers": {}, "server_image": "dessalines/lemmy:0.19.20"})
+    assert code == 1 and "ui_image" in result["msg"]
