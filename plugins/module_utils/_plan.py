@@ -541,20 +541,23 @@ class _Planner:
             return None
         return text
 
-    def read_image_reference(self, key: str, tagged: bool) -> str | None:
-        """An image reference (``tagged``) or a repository without tag, as docker takes it; None when refused."""
+    def read_image_reference(self, key: str, tagged: bool, example: str) -> str | None:
+        """An image reference (``tagged``) or a repository without tag, as docker takes it; None when refused.
+
+        ``example`` is what the message suggests for this key: a full reference, or a repository.
+        """
         value = self.setting(key)
         if value is None:
             return None
         text = value.strip() if isinstance(value, str) else None
         last = (text or "").rsplit("/", 1)[-1]
         if text is None or not _IMAGE_REFERENCE.match(text):
-            self.problem("%s is %s; set it to an image reference such as %s" % (key, show(value), "dessalines/lemmy:0.19.20" if tagged else "dessalines/lemmy"))
+            self.problem("%s is %s; set it to an image reference such as %s" % (key, show(value), example))
             return None
         if tagged and ":" not in last and "@" not in last:
             self.problem(
                 "%s is %s, which names no tag, so Docker would run :latest and an upgrade could not tell versions apart; "
-                "add the tag, such as %s:0.19.20" % (key, show(value), text)
+                "add the tag, such as %s:%s" % (key, show(value), text, example.rsplit(":", 1)[-1])
             )
             return None
         if not tagged and (":" in last or "@" in last):
@@ -568,16 +571,18 @@ class _Planner:
     def read_images(self, version: str | None, ui_version: str | None) -> dict[str, str | None]:
         """The image of each kind: the full reference when set, else repository:version (every host runs the same)."""
         images: dict[str, str | None] = {}
+        newest = self.newest_version()
         for kind, image_key, repository_key, tag in (
             ("server", "lemmy_server_image", "lemmy_server_image_repository", version),
             ("ui", "lemmy_ui_image", "lemmy_ui_image_repository", ui_version),
         ):
-            image = self.read_image_reference(image_key, tagged=True)
-            repository = self.read_image_reference(repository_key, tagged=False)
+            default_repository = str(SETTING_DEFAULTS[repository_key])
+            image = self.read_image_reference(image_key, tagged=True, example="%s:%s" % (default_repository, tag or newest))
+            repository = self.read_image_reference(repository_key, tagged=False, example=default_repository)
             if image is None and self.setting(image_key) is None and repository and tag:
                 image = "%s:%s" % (repository, tag)
             images[kind] = image
-        images["pictrs"] = self.read_image_reference("pictrs_image", tagged=True)
+        images["pictrs"] = self.read_image_reference("pictrs_image", tagged=True, example=str(SETTING_DEFAULTS["pictrs_image"]))
         return images
 
     def read_choice(self, key: str, choices: t.Sequence[str]) -> str:

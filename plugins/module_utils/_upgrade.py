@@ -128,9 +128,10 @@ def read_observed(observed: t.Mapping[str, t.Any]) -> list[dict[str, t.Any]]:
 
 def version_of(image: str) -> str:
     """The tag of an image reference (the release it runs), or ``unknown:<image>`` without one."""
-    # A digest (name@sha256:...) carries no release, and a registry port (host:5000/name) is not a tag.
+    # A bare digest (name@sha256:...) carries no release; name:tag@sha256:... does. A registry port
+    # (host:5000/name) is not a tag.
     match = re.search(r":([^:/@]+)$", image.split("@", 1)[0])
-    return match.group(1) if match and "@" not in image else "unknown:" + image
+    return match.group(1) if match else "unknown:" + image
 
 
 def running_releases(containers: t.Sequence[t.Mapping[str, t.Any]]) -> dict[str, list[str]]:
@@ -272,7 +273,7 @@ def decide(
         migrate.update(host=first.get("host"), config_of=first.get("name"),
                        why="the target has no migrate-only mode: the first API process, replaced alone, migrates before it answers")
         actions.append({"step": "migrate", "action": "replace", "host": first.get("host"), "kind": "api", "name": first.get("name"),
-                        "why": migrate["why"], "drain_key": first.get("drain_key"), "image": server_image})
+                        "why": migrate["why"], "drain_key": first.get("drain_key"), "port": first.get("port"), "image": server_image})
 
     def replace_or_skip(step: str, proc: t.Mapping[str, t.Any], image: str) -> dict[str, t.Any]:
         seen = by_key.get((proc["host"], proc["name"]))
@@ -280,6 +281,8 @@ def decide(
         extra: dict[str, t.Any] = {"image": image}
         if proc.get("drain_key"):
             extra["drain_key"] = proc["drain_key"]
+        if proc.get("port") is not None:
+            extra["port"] = proc["port"]
         if proc["kind"] == "federation":
             extra["shard"] = "%d/%d" % (proc["shard_index"], proc["shard_count"])
         if step == "api" and not migrated and strategy != "migrate_only" and proc["name"] == first.get("name") and proc["host"] == first.get("host"):

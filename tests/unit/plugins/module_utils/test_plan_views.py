@@ -348,3 +348,23 @@ def test_a_wrong_image_is_refused_naming_the_variable(key: str, value: t.Any, wo
         build_plan(*inventory(**{key: value}))
     line = next(p for p in caught.value.problems if p.startswith(key + " "))
     assert words in line
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "example"),
+    [
+        ("lemmy_server_image", "dessalines/lemmy", "such as dessalines/lemmy:0.19.20"),
+        ("lemmy_ui_image", "Dessalines/Lemmy-UI:0.19.20", "such as dessalines/lemmy-ui:0.19.20"),
+        ("lemmy_ui_image_repository", "bad repo", "such as dessalines/lemmy-ui"),
+        ("pictrs_image", "asonix/pictrs", "such as asonix/pictrs:0.5.16"),
+        ("pictrs_image", 0.5, "such as asonix/pictrs:0.5.16"),
+    ],
+)
+def test_an_image_refusal_suggests_a_reference_of_that_kind(key: str, value: t.Any, example: str) -> None:
+    with pytest.raises(PlanError) as caught:
+        build_plan(*inventory(**{key: value}))
+    line = next(p for p in caught.value.problems if p.startswith(key + " "))
+    assert example in line
+    # A pict-rs or UI refusal never proposes the server's image.
+    if not key.startswith("lemmy_server"):
+        assert "dessalines/lemmy:" not in line

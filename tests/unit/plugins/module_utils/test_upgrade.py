@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import typing as t
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ansible_collections.fediscale.lemmy.plugins.module_utils._plan import build_plan
-from ansible_collections.fediscale.lemmy.plugins.module_utils._upgrade import apply, decide, decide_fence, fence, read_container, read_observed
+from ansible_collections.fediscale.lemmy.plugins.module_utils._upgrade import apply, decide, decide_fence, fence, read_container, read_observed, version_of
 
 OLD = "dessalines/lemmy:0.19.19"
 NEW = "dessalines/lemmy:0.19.20"
@@ -92,6 +93,39 @@ def test_api_and_ui_replacements_carry_the_plans_drain_key_ipv6_included() -> No
     assert keys[("web1", "lemmy-api-1")] == "[fd00::11]:8536"
     assert keys[("web1", "lemmy-ui-1")] == "[fd00::11]:1234"
     assert keys[("web2", "lemmy-api-1")] == "web2:8536"
+
+
+def test_replacements_carry_the_port_the_batch_waits_on_and_senders_none() -> None:
+    plan = make_plan()
+    result = decide(plan, running_fleet(plan), NEW, NEW_UI)
+    ports = {(a["step"], a["name"]): a.get("port") for a in result["actions"] if a["action"] == "replace"}
+    assert ports[("api", "lemmy-api-1")] == 8536
+    assert ports[("ui", "lemmy-ui-1")] == 1234
+    assert ports[("federation", "lemmy-federation-1")] is None
+    assert ports[("scheduler", "lemmy-scheduler")] is None
+
+
+def test_before_0_19_4_the_migrating_api_process_carries_its_port() -> None:
+    plan3 = make_plan(version="0.19.3")
+    result = decide(plan3, running_fleet(make_plan(version="0.19.2"), "dessalines/lemmy:0.19.2"), "dessalines/lemmy:0.19.3", NEW_UI)
+    migrate = [a for a in result["actions"] if a["step"] == "migrate"]
+    assert [(a["action"], a["port"]) for a in migrate] == [("replace", 8536)]
+
+
+@pytest.mark.parametrize(
+    ("image", "release"),
+    [
+        ("dessalines/lemmy:0.19.20", "0.19.20"),
+        ("registry:5000/lemmy:0.19.20", "0.19.20"),
+        ("registry:5000/lemmy:0.19.20@sha256:" + "a" * 64, "0.19.20"),
+        ("dessalines/lemmy:1.0.0-alpha.5", "1.0.0-alpha.5"),
+        ("registry:5000/lemmy@sha256:" + "a" * 64, "unknown:registry:5000/lemmy@sha256:" + "a" * 64),
+        ("registry:5000/lemmy", "unknown:registry:5000/lemmy"),
+        ("lemmy", "unknown:lemmy"),
+    ],
+)
+def test_version_of_reads_the_tag_and_never_a_registry_port_or_a_digest(image: str, release: str) -> None:
+    assert version_of(image) == release
 
 
 def test_a_rerun_after_the_upgrade_does_nothing() -> None:
