@@ -13,11 +13,10 @@ import re
 import typing as t
 from pathlib import Path
 
-import jinja2
 import pytest
-import yaml
 
 from ansible_collections.fediscale.lemmy.plugins.module_utils import _releases
+from ansible_collections.fediscale.lemmy.plugins.module_utils._drain import SERVER_KEY, drained_after, render_upstreams
 from ansible_collections.fediscale.lemmy.plugins.module_utils._plan import KNOWN_VERSIONS, MIGRATE_ARGS, PlanError, build_plan
 
 _ROOT = Path(__file__).resolve().parents[4]
@@ -86,27 +85,17 @@ def test_ipv4_and_names_are_not_bracketed() -> None:
     assert plan["drain_keys"]["web2"]["lemmy-ui-1"] == "web2.internal:1234"
 
 
-def _drain_accept_pattern() -> str:
-    tasks = yaml.safe_load((_ROOT / "roles" / "nginx" / "tasks" / "drain.yml").read_text(encoding="utf-8"))
-    (check,) = [task for task in tasks if task.get("name") == "Check the drain inputs"]
-    checks = check["ansible.builtin.assert"]["that"]
-    pattern = [c for c in checks if "reject('match'" in c][0]
-    return re.search(r"reject\('match', '([^']+)'\)", pattern).group(1).replace("\\\\", "\\")
-
-
 def test_the_nginx_drain_path_accepts_and_renders_ipv6_drain_keys() -> None:
-    """drain.yml takes the plan's keys as they are, and the upstreams template marks exactly them down."""
+    """The drain (_drain.py, used by lemmy_upstreams) takes the plan's keys as they are and marks exactly them down."""
     plan = build_plan(*inventory())
-    pattern = _drain_accept_pattern()
     keys = plan["upstreams"]["api"] + plan["upstreams"]["ui"]
-    assert all(re.match(pattern, key) for key in keys), pattern
-    # What the upgrade used to build from address and port: nginx knows no such server.
+    assert all(SERVER_KEY.match(key) for key in keys), SERVER_KEY.pattern
+    # What the upgrade used to build from address and port: nginx knows no such server, and the drain refuses it.
     assert "fd00::11:8536" not in keys
+    assert not SERVER_KEY.match("fd00::11:8536")
 
-    source = (_ROOT / "roles" / "nginx" / "templates" / "upstreams.conf.j2").read_text(encoding="utf-8")
-    env = jinja2.Environment(keep_trailing_newline=True)
-    env.filters["comment"] = lambda text: "# " + text
     pools = {
+        "proxy": "lb1",
         "max_fails": 1,
         "fail_timeout": "10s",
         "keepalive": 32,
@@ -115,10 +104,8 @@ def test_the_nginx_drain_path_accepts_and_renders_ipv6_drain_keys() -> None:
             "ui": {"name": "lemmy_ui", "balancing": "ip_hash", "servers": plan["upstreams"]["ui"]},
         },
     }
-    drained = [plan["drain_keys"]["web1"]["lemmy-api-2"], plan["drain_keys"]["web1"]["lemmy-ui-1"]]
-    text = env.from_string(source).render(
-        ansible_managed="managed", _nginx_pools_file="pools.json", _nginx_drained_dir="drained", _nginx_tpl_pools=pools, _nginx_tpl_drained=drained
-    )
+    drained = drained_after(pools, [], [plan["drain_keys"]["web1"]["lemmy-api-2"], plan["drain_keys"]["web1"]["lemmy-ui-1"]], [])
+    text = render_upstreams(pools, drained, "# managed", "pools.json", "drained")
     assert "    server [fd00::11]:8537 down;\n" in text
     assert "    server [fd00::11]:1234 down;\n" in text
     assert "    server [fd00::11]:8536 max_fails=1 fail_timeout=10s;\n" in text
