@@ -74,7 +74,7 @@ options:
   header:
     description: Comment lines at the top of the upstreams file.
     type: str
-    default: "# Managed by fediscale.lemmy."
+    default: "# Managed by fediscale.lemmy (role nginx): changes made here are overwritten."
   reload:
     description: Test and reload nginx when the upstreams file changed.
     type: bool
@@ -335,7 +335,7 @@ def main() -> None:
             keep_drained=dict(type="bool", default=False),
             mark_down=dict(type="list", elements="str", default=[]),
             bring_back=dict(type="list", elements="str", default=[]),
-            header=dict(type="str", default="# Managed by fediscale.lemmy."),
+            header=dict(type="str", default="# Managed by fediscale.lemmy (role nginx): changes made here are overwritten."),
             reload=dict(type="bool", default=False),
             test_command=dict(type="list", elements="str", default=["nginx", "-t"]),
             service=dict(type="str", default="nginx"),
