@@ -1,6 +1,9 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 # Copyright (c) fediscale.lemmy contributors
-"""Benchmark: upgrade 0.19.19 -> 0.19.20 under load on one lab, three ways. Prints numbers, asserts nothing.
+"""Benchmark: upgrade 0.19.19 -> 0.19.20 under load on one lab, three ways, and the converge. Prints numbers, asserts nothing.
+
+  converge     the lab destroyed and created again (not measured), then site.yml twice: the first converge
+               and a no-op, with the no-op's changed count and the ratio no-op / first converge
 
   rolling      rolling_upgrade.yml (static files published to the bucket, drained batches)
   all_at_once  every container replaced together (benchmarks/naive_all_at_once.yml)
@@ -19,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -40,6 +44,23 @@ def playbook(args: argparse.Namespace, path: str, *extra: str) -> tuple[int, flo
         log.flush()
         rc = subprocess.call(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     return rc, time.monotonic() - started
+
+
+def changed_in_last_recap(args: argparse.Namespace) -> int:
+    """The sum of changed= over the hosts of the last PLAY RECAP in the log."""
+    with open(os.path.join(args.work, "ansible.log"), encoding="utf-8") as handle:
+        text = handle.read()
+    recap = text[text.rfind("PLAY RECAP"):]
+    return sum(int(n) for n in re.findall(r"changed=(\d+)", recap.split("\n\n")[0]))
+
+
+def converge(args: argparse.Namespace) -> dict[str, t.Any]:
+    playbook(args, os.path.join(ROOT, "playbooks", "lab_down.yml"))
+    up_rc, _up_seconds = playbook(args, os.path.join(ROOT, "playbooks", "lab_up.yml"))
+    first_rc, first = playbook(args, os.path.join(ROOT, "site.yml"), "-e", "lemmy_version=" + TO)
+    noop_rc, noop = playbook(args, os.path.join(ROOT, "site.yml"), "-e", "lemmy_version=" + TO)
+    return {"name": "converge", "lab_up_rc": up_rc, "first_rc": first_rc, "noop_rc": noop_rc, "first_s": round(first, 1),
+            "noop_s": round(noop, 1), "noop_changed": changed_in_last_recap(args), "ratio": round(noop / first, 2) if first else None}
 
 
 def run(args: argparse.Namespace, name: str, path: str, *extra: str) -> dict[str, t.Any]:
@@ -77,7 +98,7 @@ def main() -> int:
     parser.add_argument("--rate", type=float, default=25.0)
     parser.add_argument("--threads", type=int, default=16)
     parser.add_argument("--work", default=tempfile.mkdtemp(prefix="fsl-bench-"))
-    parser.add_argument("--only", choices=["rolling", "all_at_once", "round_robin"], action="append")
+    parser.add_argument("--only", choices=["converge", "rolling", "all_at_once", "round_robin"], action="append")
     args = parser.parse_args()
     os.makedirs(args.work, exist_ok=True)
     runs = {
@@ -85,13 +106,19 @@ def main() -> int:
         "all_at_once": (os.path.join(ROOT, "benchmarks", "naive_all_at_once.yml"),),
         "round_robin": (os.path.join(ROOT, "rolling_upgrade.yml"), "-e", "lemmy_ui_static_strategy=single"),
     }
-    rows = [run(args, name, *runs[name]) for name in (args.only or list(runs))]
+    chosen = args.only or ["converge"] + list(runs)
+    converged = converge(args) if "converge" in chosen else None
+    rows = [run(args, name, *runs[name]) for name in chosen if name != "converge"]
+    if converged:
+        print("%-12s %8s %8s %8s %8s %6s" % ("converge", "rc", "first_s", "noop_s", "changed", "ratio"))
+        print("%-12s %8s %8.1f %8.1f %8d %6s" % ("", "%d/%d" % (converged["first_rc"], converged["noop_rc"]), converged["first_s"],
+                                                 converged["noop_s"], converged["noop_changed"], converged["ratio"]))
     print("%-12s %4s %8s %8s %6s %10s %8s %6s" % ("run", "rc", "requests", "failed", "404s", "wall_s", "floor_s", "ratio"))
     for row in rows:
         cells = (row["name"], row["rc"], row["requests"], row["failed"], row["static_404"], row["wall_s"], row["floor_s"], row["ratio"])
         print("%-12s %4d %8d %8d %6d %10.1f %8s %6s" % cells)
     with open(os.path.join(args.work, "results.json"), "w", encoding="utf-8") as handle:
-        json.dump(rows, handle, indent=2)
+        json.dump({"converge": converged, "upgrades": rows}, handle, indent=2)
     print("details: %s" % args.work)
     return 0
 

@@ -7,12 +7,19 @@ its config file (which holds the keys and is written 0600 by the role). rclone t
 single Content-Type for a run, so the files are grouped by the content type of their
 extension and each group is one run over an exact list of files.
 
-Prints one JSON object: files, uploaded (paths), skipped, bytes, seconds, runs.
-Nothing here reads or prints the keys.
+Prints one JSON object: files, uploaded (paths), skipped, bytes, seconds, runs. With
+--manifest-out it also writes the manifest of what it published: the hash, and the size
+and MD5 of every file.
+
+With --verify-manifest (a manifest on stdin) it uploads nothing: it lists the prefix once
+and prints complete: true when every file of the manifest is there with its size and MD5,
+so a publish of a version already in the bucket needs neither the image's files nor a
+comparison per file. Nothing here reads or prints the keys.
 """
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import subprocess
@@ -88,20 +95,74 @@ def run_group(args: argparse.Namespace, ctype: str, paths: list[str]) -> dict:
     return {"content_type": ctype, "files": len(paths), "uploaded": sorted(uploaded), "bytes": int(stats.get("bytes", 0))}
 
 
+def file_manifest(root: str) -> dict[str, dict]:
+    """{relative path: {size, md5}} of every file under root."""
+    files = {}
+    for folder, dirs, names in os.walk(root):
+        dirs.sort()
+        for name in names:
+            path = os.path.join(folder, name)
+            digest = hashlib.md5(usedforsecurity=False)
+            with open(path, "rb") as handle:
+                for block in iter(lambda: handle.read(1 << 20), b""):
+                    digest.update(block)
+            files[os.path.relpath(path, root)] = {"size": os.path.getsize(path), "md5": digest.hexdigest()}
+    return dict(sorted(files.items()))
+
+
+def missing_from(manifest: dict, listing: list[dict]) -> list[str]:
+    """The manifest's files that the bucket listing (rclone lsjson --hash) lacks or holds with another size or MD5."""
+    seen = {entry.get("Path"): entry for entry in listing if not entry.get("IsDir")}
+    missing = []
+    for path, want in sorted(manifest.get("files", {}).items()):
+        entry = seen.get(path)
+        md5 = ((entry or {}).get("Hashes") or {}).get("md5")
+        if entry is None or entry.get("Size") != want["size"] or (md5 is not None and md5 != want["md5"]):
+            missing.append(path)
+    return missing
+
+
+def verify(args: argparse.Namespace, manifest: dict) -> dict:
+    argv = [args.rclone, "--config", args.config, "lsjson", "--recursive", "--files-only", "--hash", "--hash-type", "md5", args.dest]
+    if args.no_check_certificate:
+        argv.append("--no-check-certificate")
+    env = {k: v for k, v in os.environ.items() if k != "AWS_CA_BUNDLE"}
+    proc = subprocess.run(argv, capture_output=True, text=True, env=env, check=False)
+    if proc.returncode != 0:
+        # A prefix that does not exist yet lists as an error on some servers: nothing is there.
+        listing: list[dict] = []
+    else:
+        listing = json.loads(proc.stdout or "[]")
+    missing = missing_from(manifest, listing)
+    files = len(manifest.get("files", {}))
+    return {"complete": files > 0 and not missing, "missing": missing[:20], "missing_count": len(missing), "files": files,
+            "uploaded": [], "skipped": files, "bytes": 0}
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rclone", default="rclone")
     parser.add_argument("--config", required=True, help="rclone config file (0600, holds the keys)")
-    parser.add_argument("--source", required=True, help="the dist/ directory")
+    parser.add_argument("--source", help="the dist/ directory (not with --verify-manifest)")
     parser.add_argument("--dest", required=True, help="remote:bucket/prefix")
-    parser.add_argument("--types", required=True, help="JSON {extension: content type}")
+    parser.add_argument("--types", default="{}", help="JSON {extension: content type}")
     parser.add_argument("--transfers", type=int, default=16)
     parser.add_argument("--header", action="append", default=[], help="extra header stored with every object")
-    parser.add_argument("--work-dir", required=True, help="private directory for the file lists")
+    parser.add_argument("--work-dir", help="private directory for the file lists")
+    parser.add_argument("--manifest-out", help="write the manifest of what was published here")
+    parser.add_argument("--hash", default="", help="the asset hash, recorded in the manifest")
+    parser.add_argument("--verify-manifest", action="store_true", help="read a manifest on stdin and only check the bucket")
     parser.add_argument("--dry-run", action="store_true", help="compare only; report what would be uploaded")
     parser.add_argument("--no-check-certificate", action="store_true", help="do not verify the endpoint's TLS certificate")
     args = parser.parse_args(argv)
     started = time.monotonic()
+    if args.verify_manifest:
+        result = verify(args, json.loads(sys.stdin.read() or "{}"))
+        result["seconds"] = round(time.monotonic() - started, 2)
+        print(json.dumps(result))
+        return 0
+    if not args.source or not args.work_dir:
+        parser.error("--source and --work-dir are needed to publish")
     groups = group_by_type(args.source, json.loads(args.types))
     try:
         runs = [run_group(args, ctype, paths) for ctype, paths in groups.items()]
@@ -110,6 +171,9 @@ def main(argv: list[str]) -> int:
         return 1
     uploaded = sorted(path for run in runs for path in run["uploaded"])
     files = sum(run["files"] for run in runs)
+    if args.manifest_out and not args.dry_run:
+        with open(args.manifest_out, "w", encoding="utf-8") as handle:
+            json.dump({"hash": args.hash, "files": file_manifest(args.source)}, handle, sort_keys=True)
     print(json.dumps({
         "files": files,
         "uploaded": uploaded,
