@@ -42,7 +42,9 @@ options:
         C(balancing) and C(servers)). When omitted, read from O(pools_file).
     type: dict
   pools_file:
-    description: The pools the converge wrote; read when O(pools) is omitted.
+    description:
+      - The pools, as JSON. Written (0644) when O(pools) is given and differs from it; read when O(pools) is omitted,
+        so a drain needs no plan.
     type: path
     required: true
   drained_dir:
@@ -268,7 +270,10 @@ def run(module: AnsibleModule) -> dict[str, t.Any]:
     params = module.params
     started = time.monotonic()
     pools = params["pools"]
-    if pools is None:
+    pools_text = None
+    if pools is not None:
+        pools_text = json.dumps(pools, indent=4, sort_keys=True) + "\n"
+    else:
         text = _read_text(params["pools_file"])
         if text is None:
             module.fail_json(msg="%s is missing on the proxy. Configure the proxy with the fediscale.lemmy.nginx role (site.yml) "
@@ -291,7 +296,8 @@ def run(module: AnsibleModule) -> dict[str, t.Any]:
             module.fail_json(msg="nginx drain on proxy %s: %s" % (pools.get("proxy", "?"), refused), drained_before=before)
         old_text = _read_text(params["upstreams_file"])
         new_text = render_upstreams(pools, after, params["header"], params["pools_file"], directory)
-        changed = after != before or new_text != old_text
+        pools_changed = pools_text is not None and _read_text(params["pools_file"]) != pools_text
+        changed = after != before or new_text != old_text or pools_changed
         result: dict[str, t.Any] = {"changed": changed, "drained": after, "drained_before": before, "reloaded": False}
         if module._diff:
             result["diff"] = [
@@ -301,6 +307,8 @@ def run(module: AnsibleModule) -> dict[str, t.Any]:
             ]
         if not changed or module.check_mode:
             return result
+        if pools_changed:
+            _write_atomic(params["pools_file"], pools_text)
         _set_markers(directory, before, after)
         if new_text != old_text:
             _write_atomic(params["upstreams_file"], new_text)

@@ -41,7 +41,10 @@ def fixture_proxy(tmp_path: Path) -> dict[str, str]:
 
 
 def test_converge_drain_undrain_and_idempotence(proxy: dict[str, str], capsys: pytest.CaptureFixture[str]) -> None:
+    Path(proxy["pools_file"]).unlink()
     code, result = run(capsys, dict(proxy, pools=POOLS, drained=[]))
+    # The converge writes the pools a drain reads later.
+    assert json.loads(Path(proxy["pools_file"]).read_text()) == POOLS
     assert code == 0 and result["changed"] is True and result["drained"] == []
     code, result = run(capsys, dict(proxy, pools=POOLS, drained=[]))
     assert code == 0 and result["changed"] is False
