@@ -14,8 +14,8 @@ description:
   - Writes each file of O(files) whose content, owner or mode differs, atomically (a temporary file in the same
     directory, then a rename), and reports which changed. One call for every config file of a host instead of a
     template task per file.
-  - Meant for files that hold secrets (the C(lemmy_server) role's config files): it shows no content and no diff. Run
-    it with C(no_log).
+  - Meant for files that hold secrets, such as the config files of the C(lemmy_server) role. It shows no content and
+    no diff. Run it with C(no_log).
 author:
   - fediscale.lemmy maintainers (@fediscale)
 extends_documentation_fragment:

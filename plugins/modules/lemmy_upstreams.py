@@ -316,7 +316,7 @@ def run(module: AnsibleModule) -> dict[str, t.Any]:
                 rc, out, err = module.run_command(params["test_command"])
                 if rc != 0:
                     # Put back what nginx accepted before, so the next reload does not pick up a broken file.
-                    _set_markers(directory, after, before)
+                    _set_markers(directory, before=after, after=before)
                     if old_text is None:
                         os.unlink(params["upstreams_file"])
                     else:

@@ -21,8 +21,8 @@ from ansible_collections.fediscale.lemmy.plugins.module_utils._drain import (
     render_upstreams,
 )
 
-API = ["web1:8536", "[fd00::12]:8536", "web3:8536"]
-UI = ["web1:1234", "[fd00::12]:1234"]
+API = ("web1:8536", "[fd00::12]:8536", "web3:8536")
+UI = ("web1:1234", "[fd00::12]:1234")
 
 
 def pools(api: t.Sequence[str] = API, ui: t.Sequence[str] = UI, ui_balancing: str = "round_robin") -> dict[str, t.Any]:
