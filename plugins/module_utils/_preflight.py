@@ -55,6 +55,41 @@ def parse_df_free_mb(output: t.Any) -> int | None:
     return int(fields[3]) // 1024
 
 
+def parse_os_release(text: t.Any) -> dict[str, str]:
+    """KEY=value pairs of /etc/os-release, with the values' quotes removed."""
+    values: dict[str, str] = {}
+    if not isinstance(text, str):
+        return values
+    for line in text.splitlines():
+        key, sep, value = line.strip().partition("=")
+        if sep and key and not key.startswith("#"):
+            value = value.strip()
+            if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+                value = value[1:-1]
+            values[key] = value
+    return values
+
+
+def os_facts(os_release: t.Any, debian_version: t.Any = None) -> dict[str, str]:
+    """The OS facts the gate and the roles read, named as Ansible's setup names them, from /etc/os-release (and
+    /etc/debian_version, which holds Debian's point release): os_family, distribution, distribution_release,
+    distribution_version, distribution_major_version. A system outside the Debian family keeps its own ID as family."""
+    release = parse_os_release(os_release)
+    ident = release.get("ID", "").lower()
+    like = release.get("ID_LIKE", "").lower().split()
+    family = "Debian" if ident in ("debian", "ubuntu") or "debian" in like or "ubuntu" in like else (ident.capitalize() or "unknown")
+    version = release.get("VERSION_ID", "")
+    if ident == "debian" and isinstance(debian_version, str) and re.fullmatch(r"\d+(\.\d+)*", debian_version.strip()):
+        version = debian_version.strip()
+    return {
+        "os_family": family,
+        "distribution": ident.capitalize() if ident in ("debian", "ubuntu") else release.get("NAME", "") or ident,
+        "distribution_release": release.get("VERSION_CODENAME", "") or release.get("UBUNTU_CODENAME", ""),
+        "distribution_version": version,
+        "distribution_major_version": version.split(".")[0] if version else "",
+    }
+
+
 def parse_version(value: t.Any) -> tuple[int, ...] | None:
     """"3.11.2" -> (3, 11, 2); anything else -> None."""
     if not isinstance(value, str) or not re.fullmatch(r"\d+(\.\d+)*", value.strip()):

@@ -245,11 +245,13 @@ def decide(
     observed: t.Mapping[str, t.Any],
     server_image: str,
     ui_image: str,
+    images: t.Mapping[str, t.Any] | None = None,
 ) -> dict[str, t.Any]:
     """The upgrade's actions, in order: fence, migrate once, API, senders, UI, scheduler.
 
     ``observed`` maps each host to its containers (see read_container). A rerun after an interruption
-    decides again from what runs: what already runs the target is skipped.
+    decides again from what runs: what already runs the target is skipped. ``images`` maps each host to the
+    image tags it holds, for ``pull``: the target images a host must get before anything changes.
     """
     containers = read_observed(observed)
     by_key = {(c["host"], c["name"]): c for c in containers}
@@ -311,10 +313,51 @@ def decide(
         "actions": actions,
         "migrate": migrate,
         "sender_set_changes": sender_set_changes(plan, containers),
+        "fence_hosts": fence_hosts(actions),
+        "pull": images_to_pull(plan, images or {}, server_image, ui_image),
         "by_host": by_host(actions),
         "summary": summarise(actions),
         "running": running_releases(containers),
     }
+
+
+def fence_hosts(actions: t.Sequence[t.Mapping[str, t.Any]]) -> dict[str, list[str]]:
+    """{kind: hosts} of the fence's stops and removals, scheduler and federation: the hosts the upgrade's two fence
+    steps run on. A step whose kind has none runs on no host at all."""
+    return {kind: sorted({a["host"] for a in actions if a["step"] == "fence" and a["kind"] == kind and a["host"] is not None})
+            for kind in ("scheduler", "federation")}
+
+
+def held_tags(entries: t.Any) -> set[str]:
+    """The image tags of a host: plain references, or images as docker_host_info lists them (``RepoTags``)."""
+    tags: set[str] = set()
+    for entry in entries or []:
+        if isinstance(entry, str):
+            tags.add(entry)
+        elif isinstance(entry, t.Mapping):
+            tags.update(tag for tag in entry.get("RepoTags") or [] if isinstance(tag, str))
+    return tags
+
+
+def images_to_pull(
+    plan: t.Mapping[str, t.Any],
+    images: t.Mapping[str, t.Any],
+    server_image: str,
+    ui_image: str,
+) -> dict[str, list[str]]:
+    """{host: target images it lacks}, for every host of ``images`` ({host: its images, see held_tags}) that the plan
+    gives a lemmy_server or lemmy-ui process. Hosts with nothing to pull are left out."""
+    kinds: dict[str, set[str]] = {}
+    for proc in plan["processes"]:
+        kinds.setdefault(proc["host"], set()).add(proc["kind"])
+    result = {}
+    for host in sorted(images):
+        held = held_tags(images[host])
+        wanted = ([server_image] if kinds.get(host, set()) & set(SERVER_KINDS) else []) + ([ui_image] if "ui" in kinds.get(host, set()) else [])
+        missing = [image for image in wanted if image not in held]
+        if missing:
+            result[host] = missing
+    return result
 
 
 def by_host(actions: t.Sequence[t.Mapping[str, t.Any]]) -> dict[str, dict[str, list[dict[str, t.Any]]]]:

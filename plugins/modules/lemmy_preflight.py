@@ -34,7 +34,8 @@ options:
     description:
       - What the playbook read from each host, by host name.
       - Keys C(unreachable) (bool), C(msg), C(failed), C(os_family), C(distribution), C(python_version),
-        C(df) (the output of C(df -Pk PATH)), C(disk_path), C(docker_socket) (bool).
+        C(free_mb) (as M(fediscale.lemmy.lemmy_host_probe) reads it) or C(df) (the output of C(df -Pk PATH)),
+        C(disk_path), C(docker_socket) (bool).
     type: dict
     required: true
   allow_unreachable:

@@ -63,6 +63,11 @@ options:
   ui_image:
     description: The target lemmy-ui image. Required with O(scope=upgrade).
     type: str
+  images:
+    description:
+      - The images each host holds, as C(community.docker.docker_host_info) lists them (C(images=true)) or as plain
+        references. With O(scope=upgrade), RV(pull) names the target images a host lacks.
+    type: dict
 seealso:
   - module: fediscale.lemmy.lemmy_release_check
   - module: fediscale.lemmy.lemmy_plan
@@ -118,6 +123,17 @@ sender_set_changes:
   returned: success
   type: bool
   sample: false
+fence_hosts:
+  description: The hosts where the fence stops or removes a C(scheduler), and those where it stops or removes a sender
+    (C(federation)). The upgrade's fence steps run on these hosts only.
+  returned: with O(scope=upgrade)
+  type: dict
+  sample: {scheduler: [work1], federation: []}
+pull:
+  description: Per host, the target images it lacks (hosts of O(images) only; hosts with nothing to pull are left out).
+  returned: with O(scope=upgrade)
+  type: dict
+  sample: {web2: ["dessalines/lemmy-ui:0.19.20"]}
 summary:
   description: One line per step, counting its actions.
   returned: success
@@ -142,7 +158,7 @@ def run_module(module: AnsibleModule) -> dict[str, t.Any]:
         if module.params["scope"] == "fence":
             result = decide_fence(plan, module.params["containers"], module.params["server_image"])
         else:
-            result = decide(plan, module.params["containers"], module.params["server_image"], module.params["ui_image"])
+            result = decide(plan, module.params["containers"], module.params["server_image"], module.params["ui_image"], module.params["images"])
     except (KeyError, TypeError, ValueError) as error:
         module.fail_json(msg="cannot decide the upgrade from this plan and these containers: %s" % error, exception=traceback.format_exc())
     return dict(changed=False, **result)
@@ -156,6 +172,7 @@ def main() -> None:
             "scope": {"type": "str", "choices": ["upgrade", "fence"], "default": "upgrade"},
             "server_image": {"type": "str"},
             "ui_image": {"type": "str"},
+            "images": {"type": "dict"},
         },
         required_if=[("scope", "upgrade", ("server_image", "ui_image"))],
         supports_check_mode=True,

@@ -69,3 +69,46 @@ def test_an_empty_manifest_is_never_complete(tmp_path: Path) -> None:
         input=json.dumps({"hash": "abc1234", "files": {}}), capture_output=True, text=True, check=True,
     )
     assert json.loads(proc.stdout)["complete"] is False
+
+
+def test_verify_lists_size_and_md5_without_a_request_per_object(tmp_path: Path) -> None:
+    # rclone reads an S3 object's modification time and content type with one HEAD request each; the check needs
+    # neither, and on hundreds of files those requests are most of its time. This fake rclone refuses to list
+    # unless both are switched off, and then lists the files as they were published.
+    files = static_sync.file_manifest(str(dist(tmp_path)))
+    listing = [{"Path": p, "Size": f["size"], "IsDir": False, "Hashes": {"md5": f["md5"]}} for p, f in files.items()]
+    fake = tmp_path / "rclone"
+    fake.write_text("#!/bin/sh\n"
+                    "case \" $* \" in *' --no-modtime '*) ;; *) exit 4;; esac\n"
+                    "case \" $* \" in *' --no-mimetype '*) ;; *) exit 4;; esac\n"
+                    "cat <<'JSON'\n" + json.dumps(listing) + "\nJSON\n")
+    fake.chmod(0o755)
+    proc = subprocess.run(
+        [sys.executable, str(_SCRIPT), "--rclone", str(fake), "--config", "/dev/null", "--dest", "static:b/static/abc1234", "--verify-manifest"],
+        input=json.dumps({"hash": "abc1234", "files": files}), capture_output=True, text=True, check=True,
+    )
+    assert json.loads(proc.stdout)["complete"] is True
+
+
+def test_a_config_given_on_stdin_lives_in_a_private_file_only_while_rclone_runs(tmp_path: Path) -> None:
+    # The role sends the rclone config (it holds the keys) with the manifest on stdin, so that checking an earlier
+    # publish needs no file on the controller. This fake rclone records the config file it was given and its mode.
+    files = static_sync.file_manifest(str(dist(tmp_path)))
+    listing = [{"Path": p, "Size": f["size"], "IsDir": False, "Hashes": {"md5": f["md5"]}} for p, f in files.items()]
+    seen = tmp_path / "seen"
+    fake = tmp_path / "rclone"
+    fake.write_text("#!/bin/sh\n"
+                    "while [ \"$#\" -gt 0 ]; do if [ \"$1\" = --config ]; then conf=\"$2\"; fi; shift; done\n"
+                    f"echo \"$conf\" > {seen}.path; stat -c %a \"$conf\" > {seen}.mode; cat \"$conf\" > {seen}.text\n"
+                    "cat <<'JSON'\n" + json.dumps(listing) + "\nJSON\n")
+    fake.chmod(0o755)
+    config = "[static]\ntype = s3\nsecret_access_key = not-on-any-command-line\n"
+    proc = subprocess.run(
+        [sys.executable, str(_SCRIPT), "--rclone", str(fake), "--config", "-", "--dest", "static:b/static/abc1234", "--verify-manifest"],
+        input=json.dumps({"config": config, "manifest": {"hash": "abc1234", "files": files}}), capture_output=True, text=True, check=True,
+    )
+    assert json.loads(proc.stdout)["complete"] is True
+    assert (tmp_path / "seen.text").read_text() == config
+    assert (tmp_path / "seen.mode").read_text().strip() == "600"
+    assert not Path((tmp_path / "seen.path").read_text().strip()).exists()
+    assert "not-on-any-command-line" not in proc.stdout + proc.stderr

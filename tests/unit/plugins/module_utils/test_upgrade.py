@@ -17,7 +17,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ansible_collections.fediscale.lemmy.plugins.module_utils._plan import build_plan
-from ansible_collections.fediscale.lemmy.plugins.module_utils._upgrade import apply, decide, decide_fence, fence, read_container, read_observed, version_of
+from ansible_collections.fediscale.lemmy.plugins.module_utils._upgrade import (
+    apply, decide, decide_fence, fence, images_to_pull, read_container, read_observed, version_of)
 
 OLD = "dessalines/lemmy:0.19.19"
 NEW = "dessalines/lemmy:0.19.20"
@@ -149,6 +150,33 @@ def test_a_rerun_in_the_middle_skips_what_runs_the_target_and_does_not_migrate_a
     assert of(result, "api", "skip") == [("web1", "lemmy-api-1")]
     assert of(result, "api", "replace") == [("web2", "lemmy-api-1")]
     assert of(result, "scheduler", "replace") == [("work1", "lemmy-scheduler")]
+
+
+def test_the_fence_steps_run_only_on_the_hosts_that_have_something_to_stop() -> None:
+    plan = make_plan()
+    plain = decide(plan, running_fleet(plan), NEW, NEW_UI)
+    assert plain["fence_hosts"] == {"scheduler": ["work1"], "federation": []}
+    changed = decide(make_plan({"work1": 2, "work2": 2}), running_fleet(make_plan({"work1": 2, "work2": 1})), NEW, NEW_UI)
+    assert changed["fence_hosts"] == {"scheduler": ["work1"], "federation": ["work1", "work2"]}
+    # A rerun after the scheduler was stopped: nothing is left to fence.
+    stopped = running_fleet(plan)
+    stopped["work1"] = [dict(c, running=False) if c["name"] == "lemmy-scheduler" else c for c in stopped["work1"]]
+    assert decide(plan, stopped, NEW, NEW_UI)["fence_hosts"] == {"scheduler": [], "federation": []}
+
+
+def test_each_host_pulls_only_the_target_images_of_the_kinds_it_runs() -> None:
+    plan = make_plan()
+    held = {
+        "web1": [{"RepoTags": [OLD, OLD_UI]}],          # as docker_host_info lists images
+        "web2": [NEW, NEW_UI],                          # plain references
+        "work1": [{"RepoTags": [OLD, NEW_UI]}],         # a UI image it does not need
+        "work2": [],
+    }
+    assert images_to_pull(plan, held, NEW, NEW_UI) == {"web1": [NEW, NEW_UI], "work1": [NEW], "work2": [NEW]}
+    assert decide(plan, running_fleet(plan), NEW, NEW_UI, held)["pull"] == {"web1": [NEW, NEW_UI], "work1": [NEW], "work2": [NEW]}
+    # Without the images read, nothing is asked to pull; an untagged image ({"RepoTags": None}) holds no tag.
+    assert decide(plan, running_fleet(plan), NEW, NEW_UI)["pull"] == {}
+    assert images_to_pull(plan, {"web2": [{"RepoTags": None}, NEW, NEW_UI]}, NEW, NEW_UI) == {}
 
 
 def test_a_changed_shard_count_stops_every_sender_first() -> None:

@@ -57,3 +57,35 @@ def test_check_mode_reports_and_writes_nothing(tmp_path: Path, capsys: pytest.Ca
 def test_an_unknown_owner_is_named(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, result = run(capsys, {"files": [{"path": str(tmp_path / "x"), "content": "{}"}], "owner": "no-such-user-here"})
     assert code == 1 and "no-such-user-here" in result["msg"]
+
+
+def test_directories_come_first_and_get_their_owner_and_mode(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    conf, cache = tmp_path / "lemmy", tmp_path / "cache" / "lemmy"
+    # The cache's parent does not exist yet, as /var/cache/nginx before nginx is installed.
+    args = {"directories": [{"path": str(conf), "owner": ME, "group": MY_GROUP},
+                            {"path": str(cache), "owner": ME, "group": MY_GROUP, "mode": "0700"}],
+            "files": [{"path": str(conf / "site.conf"), "text": "server {}\n"}], "owner": ME, "group": MY_GROUP, "mode": "0644"}
+    code, result = run(capsys, args)
+    assert code == 0 and result["changed_directories"] == [str(conf), str(cache)] and result["changed_files"] == [str(conf / "site.conf")]
+    assert stat.S_IMODE(conf.stat().st_mode) == 0o755 and stat.S_IMODE(cache.stat().st_mode) == 0o700
+    code, result = run(capsys, args)
+    assert result["changed"] is False and result["changed_directories"] == [] and result["changed_files"] == []
+
+
+def test_a_public_file_shows_its_diff_and_a_secret_never(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    site, secret = tmp_path / "site.conf", tmp_path / "lemmy-api-1.hjson"
+    site.write_text("listen 80;\n")
+    files = [{"path": str(site), "text": "listen 8080;\n"}, {"path": str(secret), "content": '{"password": "s3cret-3"}'}]
+    code, result = run(capsys, {"files": files, "owner": ME, "group": MY_GROUP, "mode": "0644", "_ansible_diff": True, "_ansible_check_mode": True})
+    assert code == 0 and result["changed_files"] == [str(site), str(secret)]
+    assert result["diff"] == [{"before_header": str(site), "after_header": str(site), "before": "listen 80;\n", "after": "listen 8080;\n"}]
+    assert "s3cret-3" not in json.dumps(result)
+    # Check mode wrote nothing.
+    assert site.read_text() == "listen 80;\n" and not secret.exists()
+
+
+def test_a_file_needs_exactly_one_of_content_and_text(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, result = run(capsys, {"files": [{"path": str(tmp_path / "x"), "content": "first-value", "text": "second-value"}]})
+    assert code == 1 and "mutually exclusive" in result["msg"]
+    code, result = run(capsys, {"files": [{"path": str(tmp_path / "x")}]})
+    assert code == 1 and "one of the following is required" in result["msg"]
